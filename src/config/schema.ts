@@ -22,6 +22,9 @@ export const LETS_ENCRYPT_STAGING_DIRECTORY =
 /** Docker's container name rule, which service names must follow. */
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
+/** Cross-field checks run even when some fields failed, so every error is reported at once. */
+const ALWAYS = { when: () => true };
+
 /** Accepts a number or its decimal text. */
 function numeric(schema: z.ZodNumber) {
   return z.preprocess(
@@ -78,23 +81,17 @@ const memory = z.union([z.number(), z.string()]).transform((raw, ctx) => {
 });
 
 /** A volume: `{bind, mode}` or `"bind[:mode]"`; normalised to `{bind, mode}`. */
-const volume = z.union([
+const volume = z.preprocess(
+  (v) => {
+    if (typeof v !== "string") return v;
+    const at = v.lastIndexOf(":");
+    return at > 0 ? { bind: v.slice(0, at), mode: v.slice(at + 1) } : { bind: v };
+  },
   z.strictObject({
-    bind: z.string().min(1),
+    bind: z.string().startsWith("/", "must be an absolute path inside the container"),
     mode: z.enum(["rw", "ro"]).default("rw"),
   }),
-  z.string().min(1).transform((raw, ctx) => {
-    const match = /^([^:]+)(?::(rw|ro))?$/.exec(raw);
-    if (!match) {
-      ctx.addIssue({
-        code: "custom",
-        message: `expected "bind" or "bind:rw|ro", got ${JSON.stringify(raw)}`,
-      });
-      return z.NEVER;
-    }
-    return { bind: match[1], mode: (match[2] ?? "rw") as "rw" | "ro" };
-  }),
-]);
+);
 
 /** Environment values: strings, with numbers and booleans written as their text. */
 const environment = z.record(
@@ -144,7 +141,10 @@ export const GlobalSchema = z.strictObject({
 
 /** One routed service (`services[]`). */
 export const ServiceSchema = z.strictObject({
-  name: z.string().regex(CONTAINER_NAME, "must be a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"),
+  name: z.string().regex(
+    CONTAINER_NAME,
+    "must be a valid container name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)",
+  ),
   path: routePath,
   image: z.string().min(1).nullable().default(null),
   command: z.array(z.string()).min(1, "must name a program").nullable().default(null),
@@ -165,8 +165,8 @@ export const ServiceSchema = z.strictObject({
   strip_prefix: flag().default(true),
   public: flag().default(false),
   remove_on_stop: flag().default(false),
-}).superRefine((service, ctx) => {
-  const kinds = (["image", "command", "url"] as const).filter((k) => service[k] !== null);
+}).check(z.superRefine((service, ctx) => {
+  const kinds = (["image", "command", "url"] as const).filter((k) => service[k] != null);
   if (kinds.length !== 1) {
     ctx.addIssue({
       code: "custom",
@@ -175,17 +175,19 @@ export const ServiceSchema = z.strictObject({
         : `has ${kinds.join(" and ")}: give exactly one of image, command or url`,
     });
   }
-});
+}, ALWAYS));
 
 /** The whole file. */
 export const ConfigSchema = z.strictObject({
   global: GlobalSchema,
   services: z.array(ServiceSchema).nullable().default([]).transform((v) => v ?? []),
-}).superRefine((config, ctx) => {
+}).check(z.superRefine((config, ctx) => {
+  if (!Array.isArray(config.services)) return;
   const seen = { name: new Map<string, number>(), path: new Map<string, number>() };
   const ports = new Map<number, number>();
   config.services.forEach((service, i) => {
     for (const key of ["name", "path"] as const) {
+      if (typeof service?.[key] !== "string") continue;
       const first = seen[key].get(service[key]);
       if (first !== undefined) {
         ctx.addIssue({
@@ -195,7 +197,7 @@ export const ConfigSchema = z.strictObject({
         });
       } else seen[key].set(service[key], i);
     }
-    if (service.host_port !== null) {
+    if (typeof service?.host_port === "number") {
       const first = ports.get(service.host_port);
       if (first !== undefined) {
         ctx.addIssue({
@@ -206,14 +208,14 @@ export const ConfigSchema = z.strictObject({
       } else ports.set(service.host_port, i);
     }
   });
-  if (config.global.acme.enabled && config.global.domain === "localhost") {
+  if (config.global?.acme?.enabled === true && config.global.domain === "localhost") {
     ctx.addIssue({
       code: "custom",
       path: ["global", "domain"],
       message: "must name the public domain when acme.enabled is true",
     });
   }
-});
+}, ALWAYS));
 
 /** The parsed file before the loader resolves environment-dependent defaults. */
 export type ParsedConfig = z.infer<typeof ConfigSchema>;
