@@ -1,0 +1,172 @@
+/**
+ * One running container as the service manager sees it: its upstream, an `exited` promise
+ * settled from Docker events or inspection, HEALTHCHECK readiness, a log tail, and stop.
+ *
+ * @module
+ */
+
+import type { ExitInfo, Workload } from "../../services/runtime.ts";
+import { log } from "../../log.ts";
+import {
+  type DockerClient,
+  DockerConflictError,
+  DockerNotFoundError,
+  DockerUnavailableError,
+} from "./client.ts";
+import type { DockerEvent } from "./events.ts";
+import { type ContainerInspect, rfc3339Nanos } from "./spec.ts";
+
+/** Lines of output kept for error reports. */
+const LOG_TAIL_LINES = 20;
+
+/**
+ * A container launched (or adopted) for a service.
+ *
+ * Permissions: those of {@link DockerClient}.
+ *
+ * @example
+ * ```ts
+ * const workload = new DockerWorkload(docker, info, upstream, { removeOnStop: false });
+ * const exit = await workload.exited; // e.g. { code: 137 }
+ * ```
+ */
+export class DockerWorkload implements Workload {
+  /** Base URL of the container's HTTP server. */
+  readonly upstream: URL;
+  /** Settles once the container stopped, died, or was removed, or Docker went away. */
+  readonly exited: Promise<ExitInfo>;
+  /** HEALTHCHECK readiness, present only when the image defines a HEALTHCHECK. */
+  readonly ready?: (signal: AbortSignal) => Promise<boolean>;
+  /** Container ID. */
+  readonly id: string;
+  /** Container name (the service name). */
+  readonly name: string;
+
+  #client: DockerClient;
+  #tty: boolean;
+  #startedAt: bigint;
+  #removeOnStop: boolean;
+  #settle: (info: ExitInfo) => void;
+  #settled = false;
+  #oom = false;
+  #tail = "";
+
+  /**
+   * @param info the container's inspect after it was started
+   * @param upstream where it answers
+   * @param options.removeOnStop remove the container after {@link DockerWorkload.stop}
+   */
+  constructor(
+    client: DockerClient,
+    info: ContainerInspect,
+    upstream: URL,
+    options: { removeOnStop: boolean },
+  ) {
+    this.#client = client;
+    this.id = info.Id;
+    this.name = info.Name.replace(/^\//, "");
+    this.upstream = upstream;
+    this.#tty = info.Config.Tty;
+    this.#startedAt = rfc3339Nanos(info.State.StartedAt);
+    this.#removeOnStop = options.removeOnStop;
+    const { promise, resolve } = Promise.withResolvers<ExitInfo>();
+    this.exited = promise;
+    this.#settle = resolve;
+    if (info.State.Health !== undefined) this.ready = (signal) => this.#healthy(signal);
+  }
+
+  /** The last lines the container wrote, fetched when it exited. */
+  logTail(): string {
+    return this.#tail;
+  }
+
+  /**
+   * Feeds a container event. Events older than this run of the container (e.g. the `die` of
+   * the previous run arriving late) are ignored.
+   */
+  handleEvent(event: DockerEvent): void {
+    if (BigInt(event.timeNano) < this.#startedAt) return;
+    if (event.Action === "oom") this.#oom = true;
+    else if (event.Action === "die") {
+      const code = Number(event.Actor.Attributes.exitCode);
+      this.#exit({ code: Number.isNaN(code) ? null : code, ...this.#oomReason() });
+    } else if (event.Action === "destroy") this.#exit({ code: null, reason: "removed" });
+  }
+
+  /** Re-reads the container's state (after an event gap) and settles if it is not running. */
+  async reconcile(): Promise<void> {
+    if (this.#settled) return;
+    try {
+      const info = await this.#client.json<ContainerInspect>("GET", `/containers/${this.id}/json`);
+      if (rfc3339Nanos(info.State.StartedAt) !== this.#startedAt) {
+        this.#exit({ code: null, reason: "restarted" });
+      } else if (!info.State.Running) this.exitFrom(info);
+    } catch (error) {
+      if (error instanceof DockerNotFoundError) this.#exit({ code: null, reason: "removed" });
+      else if (error instanceof DockerUnavailableError) {
+        this.#exit({ code: null, reason: "Docker daemon unreachable" });
+      } else log("warn", "container inspect failed", { container: this.name, error: `${error}` });
+    }
+  }
+
+  /** Settles from an inspect that shows the container not running. */
+  exitFrom(info: ContainerInspect): void {
+    this.#oom ||= info.State.OOMKilled;
+    this.#exit({ code: info.State.ExitCode, ...this.#oomReason() });
+  }
+
+  #oomReason(): { reason?: string } {
+    return this.#oom ? { reason: "OOMKilled" } : {};
+  }
+
+  #exit(info: ExitInfo): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    log("info", "container exited", { container: this.name, ...info });
+    this.#refreshTail().finally(() => this.#settle(info));
+  }
+
+  async #refreshTail(): Promise<void> {
+    try {
+      const frames = await this.#client.logs(this.id, LOG_TAIL_LINES, this.#tty);
+      const decoder = new TextDecoder();
+      const text = frames.map((f) => decoder.decode(f.data, { stream: true })).join("");
+      this.#tail = text.split("\n").slice(-LOG_TAIL_LINES - 1).join("\n").trimEnd();
+    } catch {
+      // Removed or Docker gone: keep the tail we have.
+    }
+  }
+
+  async #healthy(signal: AbortSignal): Promise<boolean> {
+    const info = await this.#client.json<ContainerInspect>("GET", `/containers/${this.id}/json`, {
+      signal,
+    });
+    return info.State.Health?.Status === "healthy";
+  }
+
+  /**
+   * `POST /containers/{id}/stop` with the grace period in whole seconds (Docker sends SIGKILL
+   * after it), then removes the container when `remove_on_stop` is set.
+   */
+  async stop(graceMs: number): Promise<void> {
+    const t = Math.ceil(graceMs / 1000);
+    try {
+      await this.#client.json("POST", `/containers/${this.id}/stop`, { query: { t } });
+    } catch (error) {
+      if (!(error instanceof DockerNotFoundError)) throw error;
+    }
+    await this.reconcile();
+    if (!this.#removeOnStop) return;
+    await this.exited; // The log tail is read before the container goes away.
+    try {
+      await this.#client.json("DELETE", `/containers/${this.id}`, {
+        query: { v: true, force: true },
+      });
+    } catch (error) {
+      // Gone already, or another remover got there first.
+      if (!(error instanceof DockerNotFoundError || error instanceof DockerConflictError)) {
+        throw error;
+      }
+    }
+  }
+}
