@@ -1,0 +1,72 @@
+/**
+ * Forwarding one HTTP request upstream with `fetch`, streaming both bodies.
+ *
+ * Compression: Deno 2.9's `fetch` decodes gzip and br response bodies (keeping the upstream's
+ * `Content-Encoding` and `Content-Length`, which then no longer match the bytes) unless the
+ * request's `Accept-Encoding` is exactly `identity`. So the proxy always asks upstreams for
+ * `identity`: bodies pass through untouched, with headers that describe them, and neither
+ * side spends CPU on compression the client would never see.
+ *
+ * @module
+ */
+
+import { badGateway, gatewayTimeout } from "./problem.ts";
+import { stripHopByHop } from "./headers.ts";
+
+/** Statuses whose responses never have a body. */
+const NULL_BODY_STATUS: ReadonlySet<number> = new Set([204, 205, 304]);
+
+/** Status logged for a request whose client went away before the upstream answered. */
+export const CLIENT_CLOSED = 499;
+
+/**
+ * Sends `request` to `url` with `headers` (already filtered, see `upstreamHeaders`) and
+ * returns the upstream's response for the client: status and filtered headers, body streamed
+ * as it arrives (none for HEAD). The client's abort signal is passed on; redirects are
+ * returned, not followed. No response headers within `timeoutMs` → 504; refused or reset
+ * → 502; client gone first → an empty 499. An upstream that dies mid-body errors only this
+ * response's stream. Needs `--allow-net` for the upstream.
+ *
+ * @example
+ * ```ts
+ * const response = await forward(request, "http://127.0.0.1:8000/x?q=1", headers, 30_000);
+ * ```
+ */
+export async function forward(
+  request: Request,
+  url: string,
+  headers: Headers,
+  timeoutMs: number,
+): Promise<Response> {
+  const method = request.method;
+  headers.set("accept-encoding", "identity");
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), timeoutMs);
+  let upstream: Response;
+  try {
+    upstream = await fetch(url, {
+      method,
+      headers,
+      body: method === "GET" || method === "HEAD" ? null : request.body,
+      duplex: "half",
+      redirect: "manual",
+      signal: AbortSignal.any([request.signal, timeout.signal]),
+    } as RequestInit);
+  } catch {
+    if (timeout.signal.aborted) return gatewayTimeout();
+    if (request.signal.aborted) return new Response(null, { status: CLIENT_CLOSED });
+    return badGateway();
+  } finally {
+    clearTimeout(timer);
+  }
+  let body = upstream.body;
+  if (body !== null && (method === "HEAD" || NULL_BODY_STATUS.has(upstream.status))) {
+    await body.cancel();
+    body = null;
+  }
+  return new Response(body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: stripHopByHop(upstream.headers),
+  });
+}
