@@ -103,6 +103,9 @@ export class ServiceManager implements ServiceAcquirer {
    * failed one is started (one start shared by all concurrent callers); one that is
    * stopping is started again once stopped. Waits at most the service's `startup_timeout`.
    *
+   * Aborting `signal` (the client left) rejects this wait with `signal.reason`; the start
+   * itself goes on for the other callers, and an unused service is reaped when idle.
+   *
    * @throws {ServiceUnavailableError} when the start fails or times out, or on shutdown.
    * @throws {RangeError} for a service this manager was not given.
    */
@@ -245,16 +248,23 @@ export class ServiceManager implements ServiceAcquirer {
       log("info", "service ready", { service: service.name, ms: slot.lastStartMs });
       return null;
     } catch (error) {
-      return this.#failed(slot, abort.signal.aborted ? abort.signal.reason : error);
+      return this.#failed(
+        slot,
+        abort.signal.aborted ? abort.signal.reason : error,
+        abort.signal.aborted,
+      );
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Records a failed start, stops what was launched, and builds the 503 for waiters. */
-  #failed(slot: Slot, reason: unknown): ServiceUnavailableError {
+  /**
+   * Records a failed start, stops what was launched, and builds the 503 for waiters.
+   * `ours` marks reasons the manager worded itself (timeout, shutdown).
+   */
+  #failed(slot: Slot, reason: unknown, ours: boolean): ServiceUnavailableError {
     const name = slot.service.name;
-    const what = reason instanceof ExitedDuringStart || reason === slot.startAbort?.signal.reason
+    const what = ours || reason instanceof ExitedDuringStart
       ? messageOf(reason)
       : `could not be started: ${messageOf(reason)}`;
     slot.lastError = what;

@@ -11,7 +11,7 @@
  */
 
 import type { ServiceConfig } from "../../config/schema.ts";
-import { log } from "../../log.ts";
+import { log, logEnabled } from "../../log.ts";
 import type { ExitInfo, Runtime, Workload } from "../../services/runtime.ts";
 import { OutputTail, pumpLines } from "./output.ts";
 
@@ -153,11 +153,8 @@ class ProcessWorkload implements Workload {
     const pump = (stream: ReadableStream<Uint8Array>, which: "stdout" | "stderr") =>
       pumpLines(stream, (line) => {
         this.#tail.push(line);
-        log(which === "stderr" ? "info" : "debug", "service output", {
-          service: name,
-          stream: which,
-          line,
-        });
+        const level = which === "stderr" ? "info" : "debug";
+        if (logEnabled(level)) log(level, "service output", { service: name, stream: which, line });
       }, drain.signal);
     const pumps = Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
     this.exited = child.status.then(async (status) => {
