@@ -6,7 +6,7 @@
  * Run: deno test --allow-read=/tmp/nodetool-fake-docker.sock
  *   --allow-write=/tmp/nodetool-fake-docker.sock --allow-net=unix:/tmp/nodetool-fake-docker.sock
  *   src/runtimes/docker/client_test.ts
- * (Deno grants unix sockets by exact path, so the fake daemon listens on a fixed one.)
+ * (Deno grants unix sockets by exact path: the fake daemon listens on a fixed one.)
  *
  * @module
  */
@@ -22,98 +22,9 @@ import {
   socketPath,
 } from "./client.ts";
 
+import { chunk, daemon, json, removeSocket, SOCKET } from "../../../tests/helpers/fake_docker.ts";
+
 const encoder = new TextEncoder();
-
-/** Replies to each request with the raw byte pieces `script` returns, then closes. */
-type Script = (head: string, body: string) => (string | Uint8Array)[];
-
-/** The fake daemon's socket: granted by exact path, so fixed. */
-const SOCKET = "/tmp/nodetool-fake-docker.sock";
-
-function removeSocket(): void {
-  try {
-    Deno.removeSync(SOCKET);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-}
-
-class FakeDaemon implements AsyncDisposable {
-  readonly requests: string[] = [];
-  readonly #listener = (removeSocket(), Deno.listen({ transport: "unix", path: SOCKET }));
-  readonly #served: Promise<void>;
-  readonly #conns = new Set<Promise<void>>();
-
-  constructor(script: Script) {
-    this.#served = (async () => {
-      for await (const conn of this.#listener) {
-        const handled = this.#handle(conn, script);
-        this.#conns.add(handled);
-        handled.finally(() => this.#conns.delete(handled));
-      }
-    })();
-  }
-
-  async #handle(conn: Deno.UnixConn, script: Script): Promise<void> {
-    try {
-      let text = "";
-      const buffer = new Uint8Array(4096);
-      while (!text.includes("\r\n\r\n")) {
-        const n = await conn.read(buffer);
-        if (n === null) return;
-        text += new TextDecoder().decode(buffer.subarray(0, n));
-      }
-      const [head, rest] = text.split("\r\n\r\n");
-      const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
-      let body = rest;
-      while (body.length < length) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        body += new TextDecoder().decode(buffer.subarray(0, n));
-      }
-      this.requests.push(head.split("\r\n")[0]);
-      for (const piece of script(head, body)) {
-        await conn.write(typeof piece === "string" ? encoder.encode(piece) : piece);
-        await new Promise((r) => setTimeout(r, 1)); // separate reads on the client side
-      }
-    } catch {
-      // The client hung up early (e.g. it cancelled a stream).
-    } finally {
-      conn.close();
-    }
-  }
-
-  client(): DockerClient {
-    return new DockerClient(`unix://${SOCKET}`);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#listener.close();
-    await this.#served;
-    await Promise.all(this.#conns);
-    removeSocket();
-  }
-}
-
-/** A JSON answer with Content-Length. */
-function json(status: number, value: unknown): string {
-  const body = JSON.stringify(value);
-  return `HTTP/1.1 ${status} X\r\nContent-Type: application/json\r\nContent-Length: ${
-    encoder.encode(body).byteLength
-  }\r\n\r\n${body}`;
-}
-
-/** One chunk of a chunked body. */
-function chunk(text: string): string {
-  return `${encoder.encode(text).byteLength.toString(16)}\r\n${text}\r\n`;
-}
-
-/** Scripts `/version` (answering `apiVersion`) and delegates everything else. */
-function daemon(apiVersion: string, rest: Script): FakeDaemon {
-  return new FakeDaemon((head, body) =>
-    head.startsWith("GET /version ") ? [json(200, { ApiVersion: apiVersion })] : rest(head, body)
-  );
-}
 
 Deno.test("socketPath accepts unix:// and absolute paths, rejects tcp://", () => {
   assert.equal(socketPath("unix:///var/run/docker.sock"), "/var/run/docker.sock");

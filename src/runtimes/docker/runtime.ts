@@ -171,7 +171,7 @@ export class DockerRuntime implements Runtime {
     workload.exited.then(() => {
       if (this.#workloads.get(info.Id) === workload) this.#workloads.delete(info.Id);
     });
-    if (!info.State.Running) workload.exitFrom(info);
+    if (!info.State.Running) void workload.exitFrom(info);
     return workload;
   }
 
@@ -220,7 +220,7 @@ export class DockerRuntime implements Runtime {
     }, {
       onEvent: (event) => this.#workloads.get(event.Actor.ID)?.handleEvent(event),
       onGap: () => {
-        for (const workload of this.#workloads.values()) workload.reconcile();
+        for (const workload of this.#workloads.values()) void workload.reconcile();
       },
     });
     return this.#events;

@@ -89,41 +89,48 @@ export class DockerWorkload implements Workload {
     if (event.Action === "oom") this.#oom = true;
     else if (event.Action === "die") {
       const code = Number(event.Actor.Attributes.exitCode);
-      this.#exit({ code: Number.isNaN(code) ? null : code, ...this.#oomReason() });
-    } else if (event.Action === "destroy") this.#exit({ code: null, reason: "removed" });
+      void this.#exit({ code: Number.isNaN(code) ? null : code, ...this.#oomReason() });
+    } else if (event.Action === "destroy") void this.#exit({ code: null, reason: "removed" });
   }
 
-  /** Re-reads the container's state (after an event gap) and settles if it is not running. */
+  /**
+   * Re-reads the container's state (after an event gap or a stop) and, if it is not running
+   * this run any more, settles `exited` before resolving.
+   */
   async reconcile(): Promise<void> {
-    if (this.#settled) return;
+    if (this.#settled) {
+      await this.exited;
+      return;
+    }
     try {
       const info = await this.#client.json<ContainerInspect>("GET", `/containers/${this.id}/json`);
       if (rfc3339Nanos(info.State.StartedAt) !== this.#startedAt) {
-        this.#exit({ code: null, reason: "restarted" });
-      } else if (!info.State.Running) this.exitFrom(info);
+        await this.#exit({ code: null, reason: "restarted" });
+      } else if (!info.State.Running) await this.exitFrom(info);
     } catch (error) {
-      if (error instanceof DockerNotFoundError) this.#exit({ code: null, reason: "removed" });
+      if (error instanceof DockerNotFoundError) await this.#exit({ code: null, reason: "removed" });
       else if (error instanceof DockerUnavailableError) {
-        this.#exit({ code: null, reason: "Docker daemon unreachable" });
+        await this.#exit({ code: null, reason: "Docker daemon unreachable" });
       } else log("warn", "container inspect failed", { container: this.name, error: `${error}` });
     }
   }
 
   /** Settles from an inspect that shows the container not running. */
-  exitFrom(info: ContainerInspect): void {
+  exitFrom(info: ContainerInspect): Promise<void> {
     this.#oom ||= info.State.OOMKilled;
-    this.#exit({ code: info.State.ExitCode, ...this.#oomReason() });
+    return this.#exit({ code: info.State.ExitCode, ...this.#oomReason() });
   }
 
   #oomReason(): { reason?: string } {
     return this.#oom ? { reason: "OOMKilled" } : {};
   }
 
-  #exit(info: ExitInfo): void {
-    if (this.#settled) return;
+  /** Settles `exited` once, after reading the log tail; later calls wait for the same. */
+  #exit(info: ExitInfo): Promise<void> {
+    if (this.#settled) return this.exited.then(() => {});
     this.#settled = true;
     log("info", "container exited", { container: this.name, ...info });
-    this.#refreshTail().finally(() => this.#settle(info));
+    return this.#refreshTail().finally(() => this.#settle(info));
   }
 
   async #refreshTail(): Promise<void> {
@@ -155,9 +162,8 @@ export class DockerWorkload implements Workload {
     } catch (error) {
       if (!(error instanceof DockerNotFoundError)) throw error;
     }
-    await this.reconcile();
+    await this.reconcile(); // settles `exited`, log tail included, before any removal
     if (!this.#removeOnStop) return;
-    await this.exited; // The log tail is read before the container goes away.
     try {
       await this.#client.json("DELETE", `/containers/${this.id}`, {
         query: { v: true, force: true },
