@@ -63,6 +63,8 @@ export type ProxyHandler = (request: Request, info: Deno.ServeHandlerInfo) => Pr
 
 /** Per-request facts the access log and the release need once the response is done. */
 interface Exchange {
+  /** The peer's IP address (read up front: the connection may be gone at the end). */
+  readonly peer: string | null;
   service: ServiceConfig | null;
   lease: Lease | null;
   /** True when a WebSocket holds the lease: the exchange ends when it closes. */
@@ -87,13 +89,13 @@ function peerOf(info: Deno.ServeHandlerInfo): string | null {
 }
 
 /** What the connection tells about the client's view of this proxy. */
-function originOf(request: Request, info: Deno.ServeHandlerInfo): Origin {
+function originOf(request: Request, peer: string | null): Origin {
   const url = request.url;
   const https = url.startsWith("https:");
   const hostStart = url.indexOf("//") + 2;
   const hostEnd = url.indexOf("/", hostStart);
   return {
-    peer: peerOf(info),
+    peer,
     proto: https ? "https" : "http",
     host: request.headers.get("host") ?? url.slice(hostStart, hostEnd < 0 ? undefined : hostEnd),
   };
@@ -147,7 +149,6 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   /** Routes, authenticates, acquires and forwards; records what it used in `exchange`. */
   async function proxy(
     request: Request,
-    info: Deno.ServeHandlerInfo,
     path: string,
     query: string,
     exchange: Exchange,
@@ -176,7 +177,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     const target = base + match.upstreamPath + query;
     const headers = upstreamHeaders(
       request.headers,
-      originOf(request, info),
+      originOf(request, exchange.peer),
       trusted,
       service.auth_token,
     );
@@ -204,7 +205,6 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   /** Answers one request; never throws. */
   async function respond(
     request: Request,
-    info: Deno.ServeHandlerInfo,
     path: string,
     query: string,
     exchange: Exchange,
@@ -215,7 +215,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       if (path === "/proxy/status" || path === "/status") {
         return auth.check(request.headers) ?? Response.json(status());
       }
-      return await proxy(request, info, path, query, exchange);
+      return await proxy(request, path, query, exchange);
     } catch (error) {
       log("error", "request failed", { path, error: String(error) });
       return internalError();
@@ -224,25 +224,32 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
 
   return async (request, info) => {
     const start = performance.now();
+    const method = request.method;
     const [path, query] = splitTarget(request.url);
-    const exchange: Exchange = { service: null, lease: null, socket: false, socketClosed: noop };
-    const response = await respond(request, info, path, query, exchange);
+    const exchange: Exchange = {
+      peer: peerOf(info),
+      service: null,
+      lease: null,
+      socket: false,
+      socketClosed: noop,
+    };
+    const forwardedFor = accessLog === undefined || trusted.empty
+      ? null
+      : request.headers.get("x-forwarded-for");
+    const response = await respond(request, path, query, exchange);
     const finish = () => {
       exchange.lease?.release();
       if (accessLog === undefined) return;
       const length = response.headers.get("content-length");
-      const peer = peerOf(info);
       accessLog({
-        method: request.method,
+        method,
         path,
         service: exchange.service?.name ?? null,
         status: response.status,
-        bytes: request.method === "HEAD" ? 0 : length === null ? null : Number(length),
+        bytes: method === "HEAD" ? 0 : length === null ? null : Number(length),
         durationMs: Math.round(performance.now() - start),
         coldStartMs: exchange.lease?.coldStartMs ?? null,
-        client: peer === null
-          ? null
-          : clientAddress(peer, request.headers.get("x-forwarded-for"), trusted),
+        client: exchange.peer === null ? null : clientAddress(exchange.peer, forwardedFor, trusted),
       });
     };
     if (exchange.socket) exchange.socketClosed = finish;
