@@ -7,6 +7,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { printErr, printOut } from "./io.ts";
+import { registerProxy } from "./proxy.ts";
 import { registerStatus } from "./status.ts";
 import { registerValidate } from "./validate.ts";
 
@@ -31,6 +32,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeOut: printOut, writeErr: printErr });
   program.configureHelp({ showGlobalOptions: true });
+  registerProxy(program, setExit);
   registerStatus(program, setExit);
   registerValidate(program, setExit);
   for (const command of program.commands) {

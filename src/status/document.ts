@@ -4,32 +4,9 @@
  * @module
  */
 
-/** Lifecycle states a service can be in. */
-export type ServiceState = "stopped" | "starting" | "running" | "stopping" | "failed";
+import type { ServiceStatus } from "../services/manager.ts";
 
-/** One service in the status document. */
-export interface ServiceStatus {
-  /** Service name from the config. */
-  readonly name: string;
-  /** Route prefix. */
-  readonly path: string;
-  /** `process`, `docker` or `url`. */
-  readonly runtime: string;
-  /** Current lifecycle state. */
-  readonly state: ServiceState;
-  /** Upstream base URL while known, else null. */
-  readonly upstream: string | null;
-  /** Last request (ISO 8601), or null when never used. */
-  readonly last_access: string | null;
-  /** Requests and sockets in flight. */
-  readonly in_flight: number;
-  /** How many times this proxy started it. */
-  readonly starts: number;
-  /** Duration of the last start in ms, or null. */
-  readonly last_start_ms: number | null;
-  /** Last start or runtime error (no secrets), or null. */
-  readonly last_error: string | null;
-}
+export type { ServiceState, ServiceStatus } from "../services/manager.ts";
 
 /** The certificate being served, when TLS is on. */
 export interface CertificateStatus {

@@ -66,6 +66,8 @@ function track(child: Deno.ChildProcess): void {
 export interface ProcessRuntimeOptions {
   /** Output lines kept per workload for error reports. Default 50. */
   tailLines?: number;
+  /** Working directory of the children (the config file's folder). Default: the proxy's. */
+  cwd?: string;
 }
 
 /**
@@ -87,10 +89,12 @@ export class ProcessRuntime implements Runtime {
   /** Always `"process"`. */
   readonly kind = "process";
   readonly #tailLines: number;
+  readonly #cwd: string | undefined;
 
-  /** @param options output tail size. */
+  /** @param options output tail size and working directory. */
   constructor(options: ProcessRuntimeOptions = {}) {
     this.#tailLines = options.tailLines ?? 50;
+    this.#cwd = options.cwd;
   }
 
   /**
@@ -120,6 +124,7 @@ export class ProcessRuntime implements Runtime {
         args,
         env: { ...inheritedEnv(), ...service.environment, PORT: String(port), HOST: "127.0.0.1" },
         clearEnv: true,
+        cwd: this.#cwd,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
