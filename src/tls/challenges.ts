@@ -12,17 +12,12 @@
  * @module
  */
 
+import type { Handler } from "../server.ts";
 import type { ChallengePublisher } from "./acme/client.ts";
 
 /** Path prefix of HTTP-01 challenge requests (RFC 8555 §8.3). */
 export const ACME_CHALLENGE_PREFIX = "/.well-known/acme-challenge/";
 const TOKEN = /^[A-Za-z0-9_-]+$/;
-
-/** A plain `Deno.serve` style handler. */
-export type Handler = (
-  request: Request,
-  info: Deno.ServeHandlerInfo,
-) => Response | Promise<Response>;
 
 /**
  * In-memory key authorizations by token: the ACME client publishes into it, the HTTP listener

@@ -50,7 +50,7 @@ export interface AcmeClientOptions {
   contact?: string[];
   /** An HTTP client, e.g. one trusting a private CA (`Deno.createHttpClient({caCerts})`). */
   httpClient?: Deno.HttpClient;
-  /** How many times one request is re-sent after `badNonce` (default 5). */
+  /** How many times one request is re-sent after `badNonce` (default 10). */
   badNonceRetries?: number;
   /** Upper bound on all polling for one order, in ms (default 120 000). */
   pollTimeoutMs?: number;
@@ -265,7 +265,7 @@ export class AcmeClient {
     keyRef: "jwk" | "kid" = "kid",
     headers: Record<string, string> = {},
   ): Promise<Response> {
-    const retries = this.#options.badNonceRetries ?? 5;
+    const retries = this.#options.badNonceRetries ?? 10;
     for (let attempt = 0;; attempt++) {
       const nonce = await this.#nonce();
       const key = keyRef === "jwk"
