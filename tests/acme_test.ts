@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { AcmeClient, AcmeError } from "../src/tls/acme/client.ts";
 import { CertificateManager } from "../src/tls/certificates.ts";
-import { listenTls } from "../src/tls/listener.ts";
+import { listenTls, type TlsListener } from "../src/tls/listener.ts";
 import { certificateInfo, type CertificatePair } from "../src/tls/store.ts";
 import { createCsr, generateCertificateKey } from "../src/tls/acme/csr.ts";
 import { generateAccountKey } from "../src/tls/acme/jws.ts";
@@ -232,16 +232,16 @@ Deno.test({ name: "ACME against pebble", ignore: skipUnless(available) }, async 
     const rootFile = `${dir}/root.pem`;
     await Deno.writeTextFile(rootFile, await pebble.root());
     const changes = changeLog();
-    let https: ReturnType<typeof listenTls> | undefined;
+    const served: { https?: TlsListener } = {};
     // Renew 37 s before expiry of a 40 s certificate: about 3 s after each issuance.
     await using manager = newManager(dir, 37 / 86_400, (pair) => {
       changes.onChange(pair);
-      https?.setCertificate(pair);
+      served.https?.setCertificate(pair);
     });
     await manager.start();
     await changes.waitFor(1, 20_000);
     const chunk = "y".repeat(512) + "\n";
-    https = listenTls({ hostname: "127.0.0.1", port: 0, ...changes.pairs[0] }, (request) => {
+    const https = listenTls({ hostname: "127.0.0.1", port: 0, ...changes.pairs[0] }, (request) => {
       if (new URL(request.url).pathname !== "/stream") return new Response("ok");
       let sent = 0;
       return new Response(
@@ -254,6 +254,7 @@ Deno.test({ name: "ACME against pebble", ignore: skipUnless(available) }, async 
         }),
       );
     });
+    served.https = https;
     try {
       const port = Number(https.url.port);
       const first = await sClient(port, rootFile);

@@ -48,7 +48,7 @@ export function nextCheckDelay(
   random: () => number = Math.random,
 ): number {
   const periodic = intervalMs * (0.9 + 0.2 * random());
-  return Math.max(0, Math.min(dueAt.getTime() - now, periodic));
+  return Math.round(Math.max(0, Math.min(dueAt.getTime() - now, periodic)));
 }
 
 /**

@@ -22,13 +22,15 @@ export const PEBBLE_DIRECTORY = "https://127.0.0.1:14000/dir";
 const MANAGEMENT = "https://127.0.0.1:15000";
 const CHALLTESTSRV_MANAGEMENT = "http://127.0.0.1:8055";
 
-/** Whether the `pebble` and `pebble-challtestsrv` binaries can be run. */
+/** Whether the `pebble` and `pebble-challtestsrv` binaries are installed. */
 export async function pebbleAvailable(): Promise<boolean> {
   for (const command of ["pebble", "pebble-challtestsrv"]) {
     try {
       await new Deno.Command(command, { args: ["-h"], stdout: "null", stderr: "null" }).output();
-    } catch {
-      return false;
+    } catch (error) {
+      // Missing binaries mean "not installed"; a permission error is a setup bug: let it throw.
+      if (error instanceof Deno.errors.NotFound) return false;
+      throw error;
     }
   }
   return true;
