@@ -12,10 +12,16 @@ import { type AccessRecord, createHandler, type ProxyHandler } from "./proxy/han
 import { RouteTable } from "./routing/table.ts";
 import { DockerRuntime } from "./runtimes/docker/runtime.ts";
 import { ProcessRuntime } from "./runtimes/process/runtime.ts";
-import { type Handler, listen, type Listener, type ListenOptions } from "./server.ts";
+import type { Handler } from "./server.ts";
 import { ServiceManager } from "./services/manager.ts";
 import type { CertificateStatus, StatusDocument } from "./status/document.ts";
 import { VERSION } from "./version.ts";
+
+/** Anything that can stop accepting and wait for its in-flight work (a listener). */
+export interface Drainable {
+  /** Resolves `true` when everything finished within `graceMs`. */
+  drain(graceMs: number): Promise<boolean>;
+}
 
 /** Hooks the TLS layer plugs into the request path. */
 export interface TlsHooks {
@@ -31,16 +37,32 @@ export interface ProxyApp {
   readonly manager: ServiceManager;
   /** The request handler in use; listeners always call the current one. */
   readonly handler: Handler;
-  /** Adds a listener that serves this proxy. */
-  serve(options: ListenOptions): Listener;
   /** The status document `/proxy/status` answers. */
   status(): StatusDocument;
   /**
-   * Graceful stop: listeners stop accepting and in-flight requests and sockets may finish for
-   * up to `global.shutdown_grace`; then the services this proxy started are stopped.
+   * Applies a new configuration without dropping connections: routes, tokens and services
+   * change at once; removed or changed services stop after their in-flight work. Listener
+   * addresses and TLS files need a restart (a warning names them).
    */
-  stop(): Promise<void>;
+  reload(next: ProxyConfig): void;
+  /**
+   * Graceful stop: the listeners stop accepting and in-flight requests and sockets may finish
+   * for up to `global.shutdown_grace`; then the services this proxy started are stopped.
+   */
+  stop(listeners: readonly Drainable[]): Promise<void>;
 }
+
+/** Global settings a running proxy cannot change in place. */
+const RESTART_ONLY = [
+  "listen_host",
+  "listen_http",
+  "listen_https",
+  "tls_certfile",
+  "tls_keyfile",
+  "docker_host",
+  "docker_network",
+  "connect_mode",
+] as const;
 
 function logAccess(record: AccessRecord): void {
   log("info", "request", { ...record });
@@ -64,27 +86,40 @@ export async function createProxy(config: ProxyConfig, hooks: TlsHooks = {}): Pr
     services: manager.status(),
     certificate: hooks.certificate?.() ?? null,
   });
-  const current: ProxyHandler = createHandler({
-    routes: new RouteTable(config.services),
-    global: config.global,
-    services: manager,
-    status,
-    accessLog: logAccess,
-    acmeChallenge: hooks.acmeChallenge,
-  });
-  const listeners: Listener[] = [];
+  const handlerFor = (c: ProxyConfig): ProxyHandler =>
+    createHandler({
+      routes: new RouteTable(c.services),
+      global: c.global,
+      services: manager,
+      status,
+      accessLog: logAccess,
+      acmeChallenge: hooks.acmeChallenge,
+    });
+  let current = handlerFor(config);
+  let active = config;
   const handler: Handler = (request, info) => current(request, info);
   return {
     manager,
     handler,
     status,
-    serve(options) {
-      const listener = listen(options, handler);
-      listeners.push(listener);
-      return listener;
+    reload(next) {
+      const fixed = RESTART_ONLY.filter((key) => next.global[key] !== active.global[key]);
+      if (fixed.length > 0) {
+        log("warn", "reload cannot change these settings; restart to apply", { settings: fixed });
+      }
+      if (!needsDocker && next.services.some((s) => s.runtime === "docker")) {
+        log(
+          "error",
+          "reload added Docker services to a proxy started without any; restart to apply",
+        );
+      }
+      manager.reconfigure(next.services);
+      current = handlerFor(next);
+      active = next;
+      log("info", "configuration reloaded", { services: next.services.length });
     },
-    async stop() {
-      const graceMs = config.global.shutdown_grace * 1000;
+    async stop(listeners) {
+      const graceMs = active.global.shutdown_grace * 1000;
       const drained = await Promise.all(listeners.map((l) => l.drain(graceMs)));
       if (!drained.every(Boolean)) {
         log("warn", "shutdown grace ended with requests still in flight", {

@@ -7,6 +7,7 @@
 import { Command, CommanderError } from "commander";
 import { VERSION } from "../version.ts";
 import { printErr, printOut } from "./io.ts";
+import { registerDaemon } from "./daemon.ts";
 import { registerProxy } from "./proxy.ts";
 import { registerStatus } from "./status.ts";
 import { registerValidate } from "./validate.ts";
@@ -33,6 +34,7 @@ export async function runCli(args: readonly string[]): Promise<number> {
     .configureOutput({ writeOut: printOut, writeErr: printErr });
   program.configureHelp({ showGlobalOptions: true });
   registerProxy(program, setExit);
+  registerDaemon(program, setExit);
   registerStatus(program, setExit);
   registerValidate(program, setExit);
   for (const command of program.commands) {

@@ -7,8 +7,9 @@
 import type { Command } from "commander";
 import { createProxy } from "../app.ts";
 import { setLogLevel } from "../log.ts";
-import { nextShutdownSignal } from "../server.ts";
+import { listen, type Listener, nextShutdownSignal } from "../server.ts";
 import { printErr } from "./io.ts";
+import { reloadOnHangup } from "./reload.ts";
 import { loadConfigOrReport } from "./load_or_report.ts";
 import { formatIssue } from "../config/errors.ts";
 import { log } from "../log.ts";
@@ -58,14 +59,23 @@ async function runProxy(options: ProxyOptions): Promise<number> {
     }
     : undefined;
   const app = await createProxy(config);
-  app.serve({
-    name: tls ? "https" : "http",
-    hostname: options.host ?? g.listen_host,
-    port: port ?? (tls ? g.listen_https : g.listen_http),
-    tls,
-  });
+  let listener: Listener;
+  try {
+    listener = listen({
+      name: tls ? "https" : "http",
+      hostname: options.host ?? g.listen_host,
+      port: port ?? (tls ? g.listen_https : g.listen_http),
+      tls,
+    }, app.handler);
+  } catch (error) {
+    printErr(`error: cannot listen: ${error instanceof Error ? error.message : error}`);
+    await app.stop([]);
+    return 1;
+  }
+  const stopReloading = reloadOnHangup(app, config.source, options.verbose === true);
   const signal = await nextShutdownSignal();
+  stopReloading();
   log("info", "shutting down", { signal, grace_s: g.shutdown_grace });
-  await app.stop();
+  await app.stop([listener]);
   return 0;
 }

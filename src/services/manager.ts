@@ -70,7 +70,8 @@ export interface ServiceManagerOptions {
  * ```
  */
 export class ServiceManager implements ServiceAcquirer {
-  readonly #slots = new Map<string, Slot>();
+  #slots = new Map<string, Slot>();
+  readonly #runtimeMap: Runtimes;
   readonly #runtimes: Runtime[];
   readonly #stopGraceMs: number;
   #closing = false;
@@ -87,15 +88,21 @@ export class ServiceManager implements ServiceAcquirer {
     options: ServiceManagerOptions = {},
   ) {
     this.#stopGraceMs = options.stopGraceMs ?? 10_000;
+    this.#runtimeMap = runtimes;
     this.#runtimes = [...new Set(Object.values(runtimes))];
     for (const service of services) {
-      const runtime = service.runtime === "url" ? null : runtimes[service.runtime] ?? null;
-      if (service.runtime !== "url" && runtime === null) {
-        log("warn", "no runtime for service", { service: service.name, runtime: service.runtime });
-      }
+      const runtime = service.runtime === "url" ? null : this.#runtimeFor(service);
       const slot = new Slot(service, runtime, (idle) => void this.#stop(idle, "idle"));
       this.#slots.set(service.name, slot);
     }
+  }
+
+  #runtimeFor(service: ServiceConfig): Runtime | null {
+    const runtime = this.#runtimeMap[service.runtime as "docker" | "process"] ?? null;
+    if (runtime === null) {
+      log("warn", "no runtime for service", { service: service.name, runtime: service.runtime });
+    }
+    return runtime;
   }
 
   /**
@@ -168,6 +175,46 @@ export class ServiceManager implements ServiceAcquirer {
     }));
   }
 
+  /**
+   * Applies a reloaded service list without dropping work: unchanged services keep running;
+   * added ones start on demand; removed or changed ones are stopped once their in-flight
+   * requests and sockets have finished. A changed service's new version starts only after
+   * the old one has stopped (they share a name, and for Docker a container).
+   */
+  reconfigure(services: readonly ServiceConfig[]): void {
+    const old = this.#slots;
+    const next = new Map<string, Slot>();
+    for (const service of services) {
+      const previous = old.get(service.name);
+      if (previous && sameService(previous.service, service)) {
+        next.set(service.name, previous);
+        old.delete(service.name);
+        continue;
+      }
+      const runtime = service.runtime === "url" ? null : this.#runtimeFor(service);
+      const slot = new Slot(service, runtime, (idle) => void this.#stop(idle, "idle"));
+      if (previous) {
+        slot.predecessor = this.#retire(previous);
+        old.delete(service.name);
+      }
+      next.set(service.name, slot);
+    }
+    for (const removed of old.values()) void this.#retire(removed);
+    this.#slots = next;
+  }
+
+  /** Stops a slot that left the configuration once nothing holds a lease on it. */
+  async #retire(slot: Slot): Promise<void> {
+    slot.clearIdle();
+    slot.retired = true;
+    if (slot.starting) {
+      slot.startAbort?.abort(new Error("was abandoned: removed by a reload"));
+      await slot.starting;
+    }
+    await slot.drained();
+    await this.#stop(slot, "reload");
+  }
+
   /** A snapshot of every service, in configuration order. */
   status(): ServiceStatus[] {
     return [...this.#slots.values()].map((slot) => ({
@@ -235,6 +282,7 @@ export class ServiceManager implements ServiceAcquirer {
     log("info", "service starting", { service: service.name, runtime: service.runtime });
     try {
       if (runtime === null) throw new Error(`no ${service.runtime} runtime is configured`);
+      await slot.predecessor;
       const workload = await launch(runtime, service, abort.signal);
       slot.workload = workload;
       slot.upstream = workload.upstream;
@@ -306,7 +354,7 @@ export class ServiceManager implements ServiceAcquirer {
   /** Stops the slot's workload (once, however many callers); ends in `finalState`. */
   #stop(
     slot: Slot,
-    reason: "idle" | "failed start" | "shutdown",
+    reason: "idle" | "failed start" | "shutdown" | "reload",
     finalState: "stopped" | "failed" = "stopped",
     graceMs = this.#stopGraceMs,
   ): Promise<void> {
@@ -362,6 +410,11 @@ class Slot {
   starting: Promise<ServiceUnavailableError | null> | null = null;
   startAbort: AbortController | null = null;
   stopping: Promise<void> | null = null;
+  /** The old version's stop, which must finish before this version starts (reload). */
+  predecessor: Promise<void> = Promise.resolve();
+  /** Set when a reload removed or replaced this service: no new idle clock. */
+  retired = false;
+  #onDrained: (() => void) | null = null;
   readonly #idleMs: number;
   readonly #onIdle: (slot: Slot) => void;
   #idleSince = 0;
@@ -386,11 +439,22 @@ class Slot {
   release(): void {
     this.inFlight--;
     this.lastAccess = performance.now();
-    if (this.inFlight === 0) this.startIdleClock();
+    if (this.inFlight > 0) return;
+    if (this.retired) this.#onDrained?.();
+    else this.startIdleClock();
+  }
+
+  /** Resolves once no lease is held. */
+  drained(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onDrained = resolve;
+    });
   }
 
   /** Idle from now; the service stops `idle_timeout` later unless a lease intervenes. */
   startIdleClock(): void {
+    if (this.retired) return;
     this.#idleSince = performance.now();
     this.#armIdle(this.#idleMs);
   }
@@ -531,4 +595,9 @@ function displayUrl(url: URL): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Whether a reload left a service's configuration unchanged. */
+function sameService(a: ServiceConfig, b: ServiceConfig): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
