@@ -3,8 +3,8 @@
  * pid file. Every action is idempotent: a stale pid file is cleaned up, starting a running
  * daemon says so, stopping a stopped one succeeds.
  *
- * Permissions: `--allow-read` and `--allow-write` for the pid and log files, `--allow-run` for
- * the Deno executable (`start`), and whatever {@link permissionFlags} grants the daemon.
+ * Permissions: `--allow-read` and `--allow-write` for the pid and log files, `--allow-run=deno`
+ * (`start` runs `deno` from `PATH`), and whatever {@link permissionFlags} grants the daemon.
  *
  * @module
  */
@@ -82,7 +82,7 @@ export async function startDaemon(
   ];
   if (options.verbose) args.push("--verbose");
   // The daemon writes its own log file: pipes to this short-lived process would break.
-  const child = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command("deno", {
     args,
     stdin: "null",
     stdout: "null",
