@@ -1,10 +1,10 @@
 /**
  * DockerRuntime against a real dockerd, through the Runtime API.
  *
- * Run: deno test --allow-read --allow-write=/var/run/docker.sock,/tmp
- *   --allow-net=unix:/var/run/docker.sock,unix:/tmp/nodetool-no-such-docker.sock,127.0.0.1
- *   --allow-env --allow-run=tar,/bin/busybox
- *   tests/docker_runtime_test.ts
+ * Run (verified with exactly these scoped flags):
+ *   deno test --allow-net=127.0.0.1,unix:/var/run/docker.sock,unix:/tmp/nodetool-no-such-docker.sock
+ *   --allow-read=.,/tmp,/var/run/docker.sock,/bin/busybox --allow-write=/tmp,/var/run/docker.sock
+ *   --allow-run=tar,/bin/busybox --allow-env tests/docker_runtime_test.ts
  *
  * @module
  */
