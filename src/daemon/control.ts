@@ -25,13 +25,20 @@ export type DaemonState =
   | { readonly running: true; readonly pid: number; readonly since: Date }
   | { readonly running: false; readonly stale: boolean };
 
-/** Whether a process with this pid exists (signal 0 semantics via a harmless SIGCONT). */
+/**
+ * Whether a process with this pid exists (signal 0 semantics via a harmless SIGCONT). Only
+ * ESRCH means "gone": EPERM means it exists under another user, and a missing `--allow-run`
+ * (Deno.kill needs it unscoped) must not pass for a dead daemon, whose pid file would be
+ * removed.
+ */
 export function processAlive(pid: number): boolean {
   try {
     Deno.kill(pid, "SIGCONT");
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    if (error instanceof Deno.errors.PermissionDenied) return true;
+    throw error;
   }
 }
 

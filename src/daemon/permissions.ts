@@ -53,7 +53,8 @@ export function permissionFlags(config: ProxyConfig, extras: PermissionExtras = 
       if (g.connect_mode === "docker_dns") net.add(service.name);
     }
   }
-  for (const file of [g.tls_certfile, g.tls_keyfile]) if (file) read.add(file);
+  // The folders too: the daemon watches them to pick up replaced files (Deno.watchFs).
+  for (const file of [g.tls_certfile, g.tls_keyfile]) if (file) read.add(file).add(dirname(file));
   if (g.acme.enabled) {
     net.add(new URL(g.acme.directory_url).host);
     read.add(g.acme.storage_dir);
