@@ -54,8 +54,9 @@ function opened(socket: WebSocket, timeoutMs: number): Promise<boolean | "timeou
  * the subprotocol the upstream chose and relays text and binary messages both ways; messages
  * the upstream sends before the client side is open are queued. A close on either side closes
  * the other with the same code and reason where the API allows it. `onClosed` runs once, when
- * both sides are closed. Without an upstream handshake in `timeoutMs` the answer is 504; a
- * refused or rejected handshake is 502 (then `onClosed` is not called). Needs `--allow-net`.
+ * both sides are closed, or when the client has not taken the upgrade within `timeoutMs`.
+ * Without an upstream handshake in `timeoutMs` the answer is 504; a refused or rejected
+ * handshake is 502 (then `onClosed` is not called). Needs `--allow-net`.
  *
  * @example
  * ```ts
@@ -85,12 +86,25 @@ export async function proxyWebSocket(
     protocol: upstream.protocol === "" ? undefined : upstream.protocol,
   });
   socket.binaryType = "arraybuffer";
-  let open = 2;
   let upstreamClose: CloseEvent | null = null;
-  const closed = () => {
-    if (--open === 0) onClosed();
+  let sides = 2;
+  let clientDone = false;
+  const sideClosed = () => {
+    if (--sides === 0) onClosed();
   };
+  const clientClosed = () => {
+    if (clientDone) return;
+    clientDone = true;
+    clearTimeout(abandoned);
+    sideClosed();
+  };
+  // A client that leaves before taking the 101 never opens or closes its socket.
+  const abandoned = setTimeout(() => {
+    upstream.close();
+    clientClosed();
+  }, timeoutMs);
   socket.onopen = () => {
+    clearTimeout(abandoned);
     for (const message of early) socket.send(message);
     early.length = 0;
     if (upstreamClose !== null) closeLike(socket, upstreamClose);
@@ -105,11 +119,11 @@ export async function proxyWebSocket(
   upstream.onclose = (event) => {
     upstreamClose = event;
     if (socket.readyState !== WebSocket.CONNECTING) closeLike(socket, event);
-    closed();
+    sideClosed();
   };
   socket.onclose = (event) => {
     closeLike(upstream, event);
-    closed();
+    clientClosed();
   };
   return response;
 }
