@@ -9,7 +9,14 @@
 import type { Command } from "commander";
 import { dirname, resolve } from "node:path";
 import { formatIssue } from "../config/errors.ts";
-import { daemonStatus, reloadDaemon, startDaemon, stopDaemon } from "../daemon/control.ts";
+import {
+  type DaemonFiles,
+  daemonStatus,
+  reloadDaemon,
+  startDaemon,
+  stopDaemon,
+} from "../daemon/control.ts";
+import { loadConfig } from "../config/load.ts";
 import { runDaemon } from "../daemon/foreground.ts";
 import { log, setLogFile, setLogLevel } from "../log.ts";
 import { printErr, printOut } from "./io.ts";
@@ -51,28 +58,31 @@ export function registerDaemon(program: Command, setExit: (code: number) => void
     });
 }
 
+/** Default for `--stop-timeout` when the config cannot say (`shutdown_grace` + 5 s). */
+const DEFAULT_STOP_TIMEOUT_S = 35;
+
 async function daemon(action: Action | undefined, options: DaemonOptions): Promise<number> {
-  const loaded = await loadConfigOrReport(options.config);
-  if (typeof loaded === "number") return loaded;
-  const { config, warnings } = loaded;
-  const folder = dirname(config.source);
+  // stop and status work from the pid file alone: a broken config on disk must not keep an
+  // operator from stopping the running daemon.
+  const folder = dirname(resolve(options.config));
   const files = {
     pidFile: resolve(options.pidFile ?? `${folder}/nodetool-proxy.pid`),
     logFile: resolve(options.logFile ?? `${folder}/nodetool-proxy.log`),
   };
+  if (action === "status") return await printStatus(files);
+  if (action === "stop") {
+    const timeoutMs = await stopTimeoutMs(options);
+    return timeoutMs === null ? 2 : await stop(files, timeoutMs);
+  }
+  const loaded = await loadConfigOrReport(options.config);
+  if (typeof loaded === "number") return loaded;
+  const { config, warnings } = loaded;
   if (action === undefined) {
     if (options.logFile) setLogFile(files.logFile);
     setLogLevel(options.verbose ? "debug" : config.global.log_level);
     for (const warning of warnings) log("warn", formatIssue(warning));
     await runDaemon(config, options.verbose === true);
     return 0;
-  }
-  const timeoutMs = options.stopTimeout !== undefined
-    ? Number(options.stopTimeout) * 1000
-    : (config.global.shutdown_grace + 5) * 1000;
-  if (!(timeoutMs >= 0)) {
-    printErr(`error: --stop-timeout must be a number of seconds, got "${options.stopTimeout}"`);
-    return 2;
   }
   const start = async () => {
     const mainModule = new URL("../../main.ts", import.meta.url).pathname;
@@ -90,20 +100,17 @@ async function daemon(action: Action | undefined, options: DaemonOptions): Promi
       return 1;
     }
   };
-  const stop = async () => {
-    const result = await stopDaemon(files, timeoutMs);
-    printOut(result === "not-running" ? "not running" : result);
-    return 0;
-  };
   switch (action) {
     case "start":
       return await start();
-    case "stop":
-      return await stop();
-    case "restart":
-      await stop();
+    case "restart": {
+      const timeoutMs = await stopTimeoutMs(options);
+      if (timeoutMs === null) return 2;
+      await stop(files, timeoutMs);
       return await start();
+    }
     case "reload": {
+      // The config was validated above: an invalid file is refused here, not by the daemon.
       if (await reloadDaemon(files)) {
         printOut(`reload requested (SIGHUP); see ${files.logFile}`);
         return 0;
@@ -111,15 +118,37 @@ async function daemon(action: Action | undefined, options: DaemonOptions): Promi
       printErr("error: not running");
       return 1;
     }
-    case "status": {
-      const state = await daemonStatus(files);
-      if (!state.running) {
-        printOut(state.stale ? "not running (removed a stale pid file)" : "not running");
-        return 3;
-      }
-      const uptime = Math.round((Date.now() - state.since.getTime()) / 1000);
-      printOut(`running (pid ${state.pid}), up ${uptime}s`);
-      return 0;
-    }
   }
+}
+
+/** `--stop-timeout` in ms, else `shutdown_grace` + 5 s (35 s when the config is unreadable). */
+async function stopTimeoutMs(options: DaemonOptions): Promise<number | null> {
+  if (options.stopTimeout !== undefined) {
+    const seconds = Number(options.stopTimeout);
+    if (seconds >= 0) return seconds * 1000;
+    printErr(`error: --stop-timeout must be a number of seconds, got "${options.stopTimeout}"`);
+    return null;
+  }
+  try {
+    return ((await loadConfig(options.config)).config.global.shutdown_grace + 5) * 1000;
+  } catch {
+    return DEFAULT_STOP_TIMEOUT_S * 1000;
+  }
+}
+
+async function stop(files: DaemonFiles, timeoutMs: number): Promise<number> {
+  const result = await stopDaemon(files, timeoutMs);
+  printOut(result === "not-running" ? "not running" : result);
+  return 0;
+}
+
+async function printStatus(files: DaemonFiles): Promise<number> {
+  const state = await daemonStatus(files);
+  if (!state.running) {
+    printOut(state.stale ? "not running (removed a stale pid file)" : "not running");
+    return 3;
+  }
+  const uptime = Math.round((Date.now() - state.since.getTime()) / 1000);
+  printOut(`running (pid ${state.pid}), up ${uptime}s`);
+  return 0;
 }

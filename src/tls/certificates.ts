@@ -167,12 +167,13 @@ export class CertificateManager implements AsyncDisposable {
       if (dueAt.getTime() <= Date.now()) {
         await this.#renew();
         dueAt = await this.#dueAt();
+        if (dueAt.getTime() <= Date.now()) dueAt = this.#halfLife();
       }
       this.#renewAt = dueAt;
       delay = nextCheckDelay(dueAt, Date.now(), this.#options.checkIntervalMs ?? 43_200_000);
     } catch (error) {
       this.#failures++;
-      this.#lastError = error instanceof Error ? error.message : String(error);
+      this.#lastError = describeError(error);
       delay = backoffMs(
         this.#failures,
         this.#options.retryBaseMs ?? 60_000,
@@ -207,6 +208,20 @@ export class CertificateManager implements AsyncDisposable {
     if (!this.#current) return new Date();
     const { info } = this.#current;
     return renewalTime(info, this.#options.acme.renew_before_days, await this.#ari(info));
+  }
+
+  /**
+   * Half-way through the served certificate's lifetime. A fresh certificate that is already
+   * due (`renew_before_days` at least its whole lifetime) waits this long instead of being
+   * ordered again at once, and again, forever.
+   */
+  #halfLife(): Date {
+    const { notBefore, notAfter } = this.#current!.info;
+    log("warn", "renew_before_days is not shorter than the certificate lifetime", {
+      domain: this.#options.domain,
+      renew_before_days: this.#options.acme.renew_before_days,
+    });
+    return new Date((notBefore.getTime() + notAfter.getTime()) / 2);
   }
 
   /** The ARI window, or null when unavailable (errors only logged: ARI is advisory). */
@@ -286,4 +301,11 @@ export class CertificateManager implements AsyncDisposable {
       not_after: info.notAfter.toISOString(),
     };
   }
+}
+
+/** An error's message with its cause, e.g. "fetch failed: Connection refused (os error 111)". */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
+  return error.message + cause;
 }

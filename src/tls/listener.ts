@@ -98,7 +98,8 @@ export function listenTls(options: TlsListenOptions, handler: Handler): TlsListe
   const peers = new Map<number, Deno.NetAddr>();
   const served: Handler = (request, info) => {
     const peer = "port" in info.remoteAddr ? peers.get(info.remoteAddr.port) : undefined;
-    return handler(request, peer ? { ...info, remoteAddr: peer } : info);
+    // `completed` is a prototype getter of Deno's info object: a spread would drop it.
+    return handler(request, peer ? { remoteAddr: peer, completed: info.completed } : info);
   };
   const startGeneration = (pair: CertificatePair): Generation => ({
     server: Deno.serve({
