@@ -5,7 +5,7 @@
  * Permissions: the Docker socket (`--allow-read=/var/run/docker.sock
  * --allow-write=/var/run/docker.sock --allow-net=unix:/var/run/docker.sock`), `--allow-run=tar`,
  * `--allow-env=DOCKER_HOST`, and read/write on the temp folder; the Deno stand-in image also
- * reads the deno binary, its libraries (`--allow-run=ldd`) and `/etc/ssl/certs`.
+ * needs `--allow-run=ldd` (tar copies the binary, its libraries and the CA bundle).
  *
  * @module
  */
@@ -53,12 +53,19 @@ export async function dockerAvailable(): Promise<boolean> {
   }
 }
 
-async function imageExists(docker: DockerClient, name: string): Promise<boolean> {
+/** The image's labels, or null when there is no such image. */
+async function imageLabels(
+  docker: DockerClient,
+  name: string,
+): Promise<Record<string, string> | null> {
   try {
-    await docker.json("GET", `/images/${name}/json`);
-    return true;
+    const info = await docker.json<{ Config: { Labels: Record<string, string> | null } }>(
+      "GET",
+      `/images/${name}/json`,
+    );
+    return info.Config.Labels ?? {};
   } catch (error) {
-    if (error instanceof DockerNotFoundError) return false;
+    if (error instanceof DockerNotFoundError) return null;
     throw error;
   }
 }
@@ -144,7 +151,7 @@ export async function ensureBusyboxImage(
   name = BUSYBOX_IMAGE,
   cmd = ["/bin/busybox", "httpd", "-f", "-p", "8000", "-h", "/www"],
 ): Promise<string> {
-  if (await imageExists(testDocker(), name)) return name;
+  if (await imageLabels(testDocker(), name) !== null) return name;
   await withFolder({ "www/index.html": "hello from busybox\n" }, async (root) => {
     await Deno.mkdir(join(root, "bin"));
     await Deno.mkdir(join(root, "tmp"), { mode: 0o1777 });
@@ -160,31 +167,86 @@ export async function ensureBusyboxImage(
   return name;
 }
 
+/** The shared libraries `ldd` lists for `binary` (absolute paths; the vDSO has none). */
+async function sharedLibraries(binary: string): Promise<string[]> {
+  const ldd = await new Deno.Command("ldd", { args: [binary], stdout: "piped" }).output();
+  if (!ldd.success) throw new Error(`ldd ${binary} failed with code ${ldd.code}`);
+  const text = new TextDecoder().decode(ldd.stdout);
+  return [...text.matchAll(/(?:=> |^\s*)(\/\S+)/gm)].map((m) => m[1]);
+}
+
 /**
- * The stand-in of `denoland/deno`: this deno binary at `/usr/bin/deno` and `/bin/deno`, the
- * libraries `ldd` lists, the CA bundle, `/tmp` (1777), `DENO_DIR=/deno-dir/`, and deno as
- * entrypoint (as the official entrypoint does for `run …`). Built once and kept.
+ * Copies host files (symlinks followed) into `root` under the same paths, by piping
+ * `tar -c -h` into `tar -x`: only `--allow-run=tar` is needed, no read permission on them.
+ */
+async function copyHostFiles(paths: readonly string[], root: string): Promise<void> {
+  const pack = new Deno.Command("tar", {
+    args: ["-c", "-h", "-C", "/", ...paths.map((p) => p.replace(/^\/+/, ""))],
+    stdout: "piped",
+  }).spawn();
+  const unpack = new Deno.Command("tar", { args: ["-x", "-C", root], stdin: "piped" }).spawn();
+  await pack.stdout.pipeTo(unpack.stdin);
+  const [packed, unpacked] = await Promise.all([pack.status, unpack.status]);
+  if (!packed.success || !unpacked.success) {
+    throw new Error(`copying ${paths.join(", ")} with tar failed`);
+  }
+}
+
+/** Label recording how the Deno stand-in was made; an image with another value is rebuilt. */
+const DENO_BASE_RECIPE_LABEL = "com.nodetool.test.recipe";
+const DENO_BASE_RECIPE = "tini-1";
+
+/** Moves `from` to `to` inside `root`, removing the folders `from` leaves empty. */
+async function move(root: string, from: string, to: string): Promise<void> {
+  if (from === to) return;
+  await Deno.rename(join(root, from), join(root, to));
+  for (let dir = dirname(from); dir !== "/"; dir = dirname(dir)) {
+    try {
+      await Deno.remove(join(root, dir)); // fails once a folder is not empty
+    } catch {
+      return;
+    }
+  }
+}
+
+/**
+ * Builds (once; kept between runs like a pulled base image) the local stand-in of the official
+ * `denoland/deno` image, tagged {@link DENO_BASE_IMAGE}: this deno binary at `/usr/bin/deno`
+ * and `/bin/deno` (hard links), the shared libraries `ldd` lists for it, the CA bundle at
+ * `/etc/ssl/certs/ca-certificates.crt`, `/tmp` (1777), `DENO_DIR=/deno-dir/`, and Debian's
+ * static tini as `/tini`. Like the official image, tini is PID 1 and runs `deno` with the
+ * container's arguments, so `CMD ["run", …]` (a subcommand or flags) works on both images.
+ *
+ * Permissions: the Docker socket, `--allow-run=tar,ldd`, read/write on the temp folder.
+ * Needs Debian's `tini` package (a dependency of `docker.io`).
+ *
+ * @example
+ * ```ts
+ * const base = await ensureDenoBaseImage(); // "local/deno:2.9.6"
+ * ```
  */
 export async function ensureDenoBaseImage(): Promise<string> {
-  if (await imageExists(testDocker(), DENO_BASE_IMAGE)) return DENO_BASE_IMAGE;
+  const labels = await imageLabels(testDocker(), DENO_BASE_IMAGE);
+  if (labels?.[DENO_BASE_RECIPE_LABEL] === DENO_BASE_RECIPE) return DENO_BASE_IMAGE;
   const deno = Deno.execPath();
-  const ldd = await new Deno.Command("ldd", { args: [deno] }).output();
-  const libraries = [...new TextDecoder().decode(ldd.stdout).matchAll(/(\/\S+)/g)].map((m) => m[1]);
+  const tini = "/usr/bin/tini-static";
+  const files = [deno, tini, "/etc/ssl/certs/ca-certificates.crt"];
+  files.push(...await sharedLibraries(deno));
   await withFolder({}, async (root) => {
-    const copy = async (from: string, to = from) => {
-      await Deno.mkdir(dirname(join(root, to)), { recursive: true });
-      await Deno.copyFile(from, join(root, to));
-    };
-    await copy(deno, "/usr/bin/deno");
-    await copy(deno, "/bin/deno");
-    for (const library of libraries) await copy(library);
-    await copy("/etc/ssl/certs/ca-certificates.crt");
-    await Deno.mkdir(join(root, "tmp"), { mode: 0o1777 });
-    await Deno.chmod(join(root, "tmp"), 0o1777);
-    await Deno.mkdir(join(root, "deno-dir"));
+    await copyHostFiles(files, root);
+    const at = (path: string) => join(root, path);
+    await Deno.mkdir(at("usr/bin"), { recursive: true });
+    await Deno.mkdir(at("bin"), { recursive: true });
+    await move(root, deno, "/usr/bin/deno");
+    await Deno.link(at("usr/bin/deno"), at("bin/deno"));
+    await move(root, tini, "/tini");
+    await Deno.mkdir(at("tmp"), { mode: 0o1777 });
+    await Deno.chmod(at("tmp"), 0o1777);
+    await Deno.mkdir(at("deno-dir"));
     await importImage(DENO_BASE_IMAGE, root, [
+      `LABEL ${DENO_BASE_RECIPE_LABEL}=${DENO_BASE_RECIPE}`,
       "ENV DENO_DIR=/deno-dir/",
-      'ENTRYPOINT ["/usr/bin/deno"]',
+      'ENTRYPOINT ["/tini", "--", "/usr/bin/deno"]',
       'CMD ["--version"]',
     ]);
   });
@@ -192,8 +254,17 @@ export async function ensureDenoBaseImage(): Promise<string> {
 }
 
 /**
- * An image running one Deno script (no remote imports) on the stand-in base, with a
- * Dockerfile that also builds on the official image (`--build-arg BASE=denoland/deno:…`).
+ * An image `name` running one Deno script (no remote imports, listening wherever it likes),
+ * built on the stand-in base with a Dockerfile that also builds on the official image
+ * (`--build-arg BASE=denoland/deno:<version>`). The script runs with `--allow-net
+ * --allow-env --allow-read --allow-write`. Rebuilt on every call (the build cache makes a
+ * repeat cheap); remove it through a {@link DockerScope} image name.
+ *
+ * @example
+ * ```ts
+ * await using scope = new DockerScope();
+ * const image = await buildDenoApp(scope.image("sse"), `Deno.serve({ port: 8000 }, () => new Response("hi"));`);
+ * ```
  */
 export async function buildDenoApp(name: string, source: string): Promise<string> {
   await ensureDenoBaseImage();
@@ -203,7 +274,7 @@ export async function buildDenoApp(name: string, source: string): Promise<string
       `ARG BASE=${DENO_BASE_IMAGE}`,
       "FROM ${BASE}",
       "COPY app.ts /app/app.ts",
-      'CMD ["run", "--allow-net", "--allow-env", "/app/app.ts"]',
+      'CMD ["run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "/app/app.ts"]',
     ].join("\n"),
   });
 }
