@@ -7,6 +7,9 @@
  * `identity`: bodies pass through untouched, with headers that describe them, and neither
  * side spends CPU on compression the client would never see.
  *
+ * Query strings pass unchanged except where `fetch`'s URL parser insists: it percent-encodes
+ * `'`, `"`, `<`, `>` and raw non-ASCII in a query; existing escapes are never touched.
+ *
  * @module
  */
 
