@@ -30,7 +30,8 @@ export async function probe(file: string): Promise<number> {
     if (response.status === 200 || response.status === 308) return 0;
     console.error(`unhealthy: /healthz answered ${response.status}`);
   } catch (error) {
-    console.error(`unhealthy: ${error instanceof Error ? error.message : error}`);
+    const cause = error instanceof Error && error.cause ? ` (${error.cause})` : "";
+    console.error(`unhealthy: ${error instanceof Error ? error.message : error}${cause}`);
   }
   return 1;
 }
