@@ -82,7 +82,9 @@ export function parseConfig(
   }
 
   const issues = expandVariables(doc, env, at);
-  const raw = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const unresolved = unresolvedAliases(doc, at);
+  if (unresolved.length > 0) throw new ConfigError(unresolved);
+  const raw = (doc.toJS({ maxAliasCount: 100 }) ?? {}) as Record<string, unknown>;
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new ConfigError([at(doc.contents, "", "expected a mapping with global and services")]);
   }
@@ -129,6 +131,19 @@ function expandVariables(
       node.value = value;
       for (const name of missing) {
         issues.push(at(node, fieldPath(keysOf(path)), `environment variable ${name} is not set`));
+      }
+    },
+  });
+  return issues;
+}
+
+/** Aliases (`*name`) without a matching anchor, which YAML would otherwise throw on. */
+function unresolvedAliases(doc: Document, at: Locate): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(doc, {
+    Alias(_key, node, path) {
+      if (node.resolve(doc) === undefined) {
+        issues.push(at(node, fieldPath(keysOf(path)), `alias *${node.source} has no anchor`));
       }
     },
   });

@@ -13,13 +13,21 @@ import { type Lease, type ServiceAcquirer, ServiceUnavailableError } from "../se
 import { BearerAuth } from "./auth.ts";
 import { CLIENT_CLOSED, forward } from "./forward.ts";
 import { clientAddress, type Origin, upstreamHeaders } from "./headers.ts";
-import { badRequest, internalError, notFound, serviceUnavailable } from "./problem.ts";
+import {
+  badRequest,
+  internalError,
+  methodNotAllowed,
+  notFound,
+  serviceUnavailable,
+} from "./problem.ts";
 import { TrustedProxies } from "./trusted.ts";
-import { isWebSocketUpgrade, proxyWebSocket } from "./websocket.ts";
+import { handshakeProblem, isWebSocketUpgrade, proxyWebSocket } from "./websocket.ts";
 
 const ACME_PREFIX = "/.well-known/acme-challenge/";
 const ACME_TOKEN = /^[A-Za-z0-9_-]+$/;
 const noop = () => {};
+/** Methods `fetch` refuses and no upstream of ours should see: tunnelling and echo. */
+const NOT_FORWARDED = new Set(["CONNECT", "TRACE", "TRACK"]);
 const TEXT = { "content-type": "text/plain; charset=utf-8" };
 
 /** One access-log record per request. Never holds headers, tokens or the query string. */
@@ -161,6 +169,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       if (denied !== null) return denied;
     }
     if (match === null) return notFound();
+    const websocket = isWebSocketUpgrade(request);
+    if (websocket) {
+      const invalid = handshakeProblem(request);
+      if (invalid !== null) return invalid;
+    }
     const service = exchange.service = match.service;
     let lease: Lease;
     try {
@@ -183,7 +196,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     );
     const timeoutMs = service.response_timeout * 1000;
     let response: Response;
-    if (isWebSocketUpgrade(request)) {
+    if (websocket) {
       exchange.socket = true;
       response = await proxyWebSocket(
         request,
@@ -215,6 +228,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       if (path === "/proxy/status" || path === "/status") {
         return auth.check(request.headers) ?? Response.json(status());
       }
+      if (NOT_FORWARDED.has(request.method)) return methodNotAllowed(request.method);
       return await proxy(request, path, query, exchange);
     } catch (error) {
       log("error", "request failed", { path, error: String(error) });

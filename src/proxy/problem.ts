@@ -10,6 +10,8 @@ const TITLES: Readonly<Record<number, string>> = {
   400: "Bad Request",
   401: "Unauthorized",
   404: "Not Found",
+  405: "Method Not Allowed",
+  426: "Upgrade Required",
   500: "Internal Server Error",
   502: "Bad Gateway",
   503: "Service Unavailable",
@@ -53,6 +55,13 @@ export function unauthorized(tokenGiven: boolean): Response {
 /** 404: no route or file for the path. */
 export function notFound(detail = "No route for this path."): Response {
   return problem(404, detail);
+}
+
+/** 405 with `Allow`: a method the proxy never forwards (CONNECT, TRACE, TRACK). */
+export function methodNotAllowed(method: string): Response {
+  return problem(405, `The proxy does not forward ${method} requests.`, {
+    allow: "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+  });
 }
 
 /** 502: the upstream refused the connection or broke it before answering. */

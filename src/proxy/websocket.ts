@@ -5,7 +5,7 @@
  * @module
  */
 
-import { badGateway, gatewayTimeout } from "./problem.ts";
+import { badGateway, badRequest, gatewayTimeout, problem } from "./problem.ts";
 
 /** Handshake headers the WebSocket client writes itself. */
 const HANDSHAKE_HEADERS = [
@@ -18,6 +18,30 @@ const HANDSHAKE_HEADERS = [
 /** Whether `request` asks for a WebSocket upgrade. */
 export function isWebSocketUpgrade(request: Request): boolean {
   return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/** A `Sec-WebSocket-Key`: base64 of 16 bytes (RFC 6455 §4.1). */
+const WEBSOCKET_KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
+/**
+ * Checks the client's handshake before anything is started or dialled: 426 (with
+ * `Sec-WebSocket-Version: 13`) for another protocol version, 400 for a missing or malformed
+ * key, a method other than GET, or a `Connection` header without `upgrade`. Null when valid.
+ */
+export function handshakeProblem(request: Request): Response | null {
+  const headers = request.headers;
+  if (headers.get("sec-websocket-version") !== "13") {
+    return problem(426, "WebSocket version 13 is required.", { "sec-websocket-version": "13" });
+  }
+  if (request.method !== "GET") return badRequest("A WebSocket handshake must use GET.");
+  if (!WEBSOCKET_KEY.test(headers.get("sec-websocket-key") ?? "")) {
+    return badRequest("The Sec-WebSocket-Key header is missing or malformed.");
+  }
+  const connection = headers.get("connection") ?? "";
+  if (!connection.split(",").some((token) => token.trim().toLowerCase() === "upgrade")) {
+    return badRequest("A WebSocket handshake needs Connection: upgrade.");
+  }
+  return null;
 }
 
 /**
@@ -82,9 +106,17 @@ export async function proxyWebSocket(
   const result = await opened(upstream, timeoutMs);
   if (result !== true) return result === "timeout" ? gatewayTimeout() : badGateway();
 
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    protocol: upstream.protocol === "" ? undefined : upstream.protocol,
-  });
+  let upgraded: { socket: WebSocket; response: Response };
+  try {
+    upgraded = Deno.upgradeWebSocket(request, {
+      protocol: upstream.protocol === "" ? undefined : upstream.protocol,
+    });
+  } catch {
+    // handshakeProblem() ran before; this is a last guard so the upstream never leaks.
+    upstream.close();
+    return badRequest("The WebSocket handshake could not be completed.");
+  }
+  const { socket, response } = upgraded;
   socket.binaryType = "arraybuffer";
   let upstreamClose: CloseEvent | null = null;
   let sides = 2;
