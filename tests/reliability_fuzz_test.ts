@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import fc from "npm:fast-check@^4.3.0";
+import fc from "fast-check";
 import { startApp, TOKEN } from "./helpers/reliability.ts";
 
 const REQUESTS = 3000;

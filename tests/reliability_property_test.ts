@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import fc from "npm:fast-check@^4.3.0";
+import fc from "fast-check";
 import { ConfigError } from "../src/config/errors.ts";
 import { parseConfig } from "../src/config/load.ts";
 import type { ServiceConfig } from "../src/config/schema.ts";
