@@ -54,7 +54,9 @@ Deno.test("handler answers /healthz without a token", async () => {
 Deno.test("handler serves ACME challenges from memory and from the webroot", async () => {
   const webroot = await Deno.makeTempDir();
   try {
-    await Deno.writeTextFile(`${webroot}/from-file_1`, "file-answer");
+    // certbot's webroot layout: <webroot>/.well-known/acme-challenge/<token>
+    await Deno.mkdir(`${webroot}/.well-known/acme-challenge`, { recursive: true });
+    await Deno.writeTextFile(`${webroot}/.well-known/acme-challenge/from-file_1`, "file-answer");
     const handler = createHandler({
       routes: new RouteTable([]),
       global: testGlobal({ acme_webroot: webroot }),

@@ -16,7 +16,7 @@ const SERVICE_TOKEN = "service-token-for-upstream";
 /** Four fixture processes: `/` catch-all, `/app` (with an auth_token), `/pub` public, `/priv`. */
 function routedProxy(): Promise<ProxyProcess> {
   return startProxy({
-    files: { "acme/abc_DEF-123": "abc_DEF-123.thumbprint" },
+    files: { "acme/.well-known/acme-challenge/abc_DEF-123": "abc_DEF-123.thumbprint" },
     services: [
       { name: "root", path: "/", command: fixtureCommand("--name=root") },
       {

@@ -21,10 +21,13 @@ import {
   serviceUnavailable,
 } from "./problem.ts";
 import { TrustedProxies } from "./trusted.ts";
+import {
+  ACME_CHALLENGE_PREFIX,
+  type ChallengeOptions,
+  challengeResponse,
+} from "../tls/challenges.ts";
 import { handshakeProblem, isWebSocketUpgrade, proxyWebSocket } from "./websocket.ts";
 
-const ACME_PREFIX = "/.well-known/acme-challenge/";
-const ACME_TOKEN = /^[A-Za-z0-9_-]+$/;
 const noop = () => {};
 /** Methods `fetch` refuses and no upstream of ours should see: tunnelling and echo. */
 const NOT_FORWARDED = new Set(["CONNECT", "TRACE", "TRACK"]);
@@ -137,22 +140,10 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   const { routes, services, status, accessLog, acmeChallenge } = options;
   const auth = new BearerAuth(options.global.bearer_token);
   const trusted = new TrustedProxies(options.global.trusted_proxies);
-  const webroot = options.global.acme_webroot.replace(/\/+$/, "");
-
-  /** Answers an HTTP-01 challenge from memory or from `acme_webroot`. */
-  async function challenge(token: string): Promise<Response> {
-    if (!ACME_TOKEN.test(token)) return notFound("No such challenge.");
-    const answer = acmeChallenge?.(token);
-    if (answer !== undefined) return new Response(answer, { headers: TEXT });
-    try {
-      return new Response(await Deno.readFile(`${webroot}/${token}`), { headers: TEXT });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) {
-        log("warn", "cannot read acme challenge", { token, error: String(error) });
-      }
-      return notFound("No such challenge.");
-    }
-  }
+  const challenges: ChallengeOptions = {
+    challenges: { get: acmeChallenge ?? (() => undefined) },
+    webroot: options.global.acme_webroot,
+  };
 
   /** Routes, authenticates, acquires and forwards; records what it used in `exchange`. */
   async function proxy(
@@ -224,7 +215,9 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
   ): Promise<Response> {
     try {
       if (path === "/healthz") return new Response("ok", { headers: TEXT });
-      if (path.startsWith(ACME_PREFIX)) return await challenge(path.slice(ACME_PREFIX.length));
+      if (path.startsWith(ACME_CHALLENGE_PREFIX)) {
+        return (await challengeResponse(request, challenges))!;
+      }
       if (path === "/proxy/status" || path === "/status") {
         return auth.check(request.headers) ?? Response.json(status());
       }

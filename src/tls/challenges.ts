@@ -12,6 +12,7 @@
  * @module
  */
 
+import { notFound, problem } from "../proxy/problem.ts";
 import type { Handler } from "../server.ts";
 import type { ChallengePublisher } from "./acme/client.ts";
 
@@ -42,10 +43,16 @@ export class ChallengeStore implements ChallengePublisher {
   }
 }
 
+/** Where in-memory answers are looked up (a {@link ChallengeStore}, or any lookup). */
+export interface ChallengeLookup {
+  /** The key authorization for `token`, if published. */
+  get(token: string): string | undefined;
+}
+
 /** Options for {@link challengeResponse} and {@link createRedirectHandler}. */
 export interface ChallengeOptions {
   /** Tokens published by the built-in client. */
-  challenges: ChallengeStore;
+  challenges: ChallengeLookup;
   /** A certbot-style webroot: `<webroot>/.well-known/acme-challenge/<token>`; null for none. */
   webroot?: string | null;
 }
@@ -61,11 +68,10 @@ export async function challengeResponse(
   const { pathname } = new URL(request.url);
   if (!pathname.startsWith(ACME_CHALLENGE_PREFIX)) return null;
   if (request.method !== "GET" && request.method !== "HEAD") {
-    return new Response(null, { status: 405, headers: { allow: "GET, HEAD" } });
+    return problem(405, "Challenges answer GET and HEAD only.", { allow: "GET, HEAD" });
   }
   const token = pathname.slice(ACME_CHALLENGE_PREFIX.length);
-  const headers = { "content-type": "text/plain" };
-  if (!TOKEN.test(token)) return new Response("Not found\n", { status: 404, headers });
+  if (!TOKEN.test(token)) return notFound("No such challenge.");
   let answer = challenges.get(token);
   if (answer === undefined && webroot) {
     try {
@@ -74,8 +80,10 @@ export async function challengeResponse(
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
   }
-  if (answer === undefined) return new Response("Not found\n", { status: 404, headers });
-  return new Response(request.method === "HEAD" ? null : answer, { headers });
+  if (answer === undefined) return notFound("No such challenge.");
+  return new Response(request.method === "HEAD" ? null : answer, {
+    headers: { "content-type": "text/plain" },
+  });
 }
 
 /** Options for {@link createRedirectHandler}. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { loadConfig } from "../../src/config/load.ts";
 import { permissionFlags } from "../../src/daemon/permissions.ts";
@@ -104,6 +104,7 @@ async function launch(dir: string, config: string | ProxyProcessOptions): Promis
   } else {
     await Deno.mkdir(join(dir, "acme"));
     for (const [path, content] of Object.entries(config.files ?? {})) {
+      await Deno.mkdir(dirname(join(dir, path)), { recursive: true });
       await Deno.writeTextFile(join(dir, path), content);
     }
     text = stringify({
