@@ -9,7 +9,7 @@ import { createProxy } from "../app.ts";
 import { setLogLevel } from "../log.ts";
 import { listen, type Listener, nextShutdownSignal } from "../server.ts";
 import { printErr } from "./io.ts";
-import { reloadOnHangup } from "./reload.ts";
+import { reloadOnHangup } from "../reload.ts";
 import { loadConfigOrReport } from "./load_or_report.ts";
 import { formatIssue } from "../config/errors.ts";
 import { log } from "../log.ts";

@@ -14,7 +14,7 @@ import { listen, nextShutdownSignal } from "../server.ts";
 import { ChallengeStore, createRedirectHandler } from "../tls/challenges.ts";
 import { listenTls, type TlsListener } from "../tls/listener.ts";
 import type { CertificatePair } from "../tls/store.ts";
-import { reloadOnHangup } from "../cli/reload.ts";
+import { reloadOnHangup } from "../reload.ts";
 import { startTlsSource, type TlsSource } from "./tls_source.ts";
 
 /**

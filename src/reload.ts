@@ -4,10 +4,10 @@
  * @module
  */
 
-import type { ProxyApp } from "../app.ts";
-import { ConfigError, formatIssue } from "../config/errors.ts";
-import { loadConfig } from "../config/load.ts";
-import { log, setLogLevel } from "../log.ts";
+import type { ProxyApp } from "./app.ts";
+import { ConfigError, formatIssue } from "./config/errors.ts";
+import { loadConfig } from "./config/load.ts";
+import { log, setLogLevel } from "./log.ts";
 
 /**
  * Re-reads `file` and applies it to `app`. An invalid or unreadable file is rejected with its
