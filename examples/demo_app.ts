@@ -11,7 +11,7 @@ const port = Number(Deno.env.get("PORT") ?? 8000);
 const hostname = Deno.env.get("HOST") ?? "127.0.0.1";
 
 function sse(): Response {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
   const encoder = new TextEncoder();
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
