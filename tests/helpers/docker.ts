@@ -337,7 +337,13 @@ export class DockerScope implements AsyncDisposable {
         .catch(ignoreMissing);
     }
     for (const name of this.#networks) {
-      await this.docker.json("DELETE", `/networks/${name}`).catch(ignoreMissing);
+      // By ID: racing creates can leave two networks of one name, and a name is then ambiguous.
+      const networks = await this.docker.json<{ Id: string; Name: string }[]>("GET", "/networks", {
+        query: { filters: { name: [name] } },
+      });
+      for (const network of networks.filter((n) => n.Name === name)) {
+        await this.docker.json("DELETE", `/networks/${network.Id}`).catch(ignoreMissing);
+      }
     }
     for (const name of this.#images) {
       await this.docker.json("DELETE", `/images/${name}`, { query: { force: true } })

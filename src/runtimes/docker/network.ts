@@ -28,8 +28,11 @@ async function networksNamed(docker: DockerClient, name: string, signal?: AbortS
 
 /**
  * Returns the ID of the network `name`, creating a bridge network when there is none.
- * Docker's duplicate check is racy, so two proxies starting together can both create one:
- * the oldest wins, and a later duplicate this call created is removed again.
+ * Docker's duplicate check is racy, so two callers creating at once can both create one: the
+ * oldest visible wins, and a later duplicate this call created is removed again. A network
+ * only becomes visible once set up, so two calls made within milliseconds may still each
+ * keep their own: callers in one process must not overlap (see `DockerRuntime`); two proxies
+ * starting at the same instant on one daemon remain exposed to it.
  *
  * Permissions: those of {@link DockerClient}.
  *

@@ -62,6 +62,7 @@ export class DockerRuntime implements Runtime {
   #source: string;
   #workloads = new Map<string, DockerWorkload>();
   #events: DockerEvents | null = null;
+  #network: Promise<string> | null = null;
 
   /**
    * @param config the resolved configuration (`global.docker_host`, `docker_network`,
@@ -128,7 +129,7 @@ export class DockerRuntime implements Runtime {
 
   /** Creates the container (network and image first, if missing); adopts on a name clash. */
   async #create(service: ServiceConfig, hash: string, signal: AbortSignal) {
-    const networkId = await ensureNetwork(this.#client, this.#settings.docker_network, signal);
+    const networkId = await this.#ensureNetwork();
     const body = containerSpec(service, {
       settings: this.#settings,
       source: this.#source,
@@ -158,6 +159,18 @@ export class DockerRuntime implements Runtime {
     return await this.#client.json<ContainerInspect>("GET", `/containers/${id}/json`, { signal });
   }
 
+  /**
+   * The network's ID, found or created. Concurrent calls (services cold-started together)
+   * share one lookup: Docker's duplicate check is racy, and two creates at once would leave
+   * two networks of the same name. Later calls look again (the network may have been removed).
+   */
+  #ensureNetwork(): Promise<string> {
+    this.#network ??= ensureNetwork(this.#client, this.#settings.docker_network).finally(() => {
+      this.#network = null;
+    });
+    return this.#network;
+  }
+
   #track(service: ServiceConfig, info: ContainerInspect): DockerWorkload {
     const workload = new DockerWorkload(
       this.#client,
@@ -165,6 +178,7 @@ export class DockerRuntime implements Runtime {
       upstreamOf(service, this.#settings, info),
       {
         removeOnStop: service.remove_on_stop,
+        probeHttp: this.#settings.connect_mode === "host_port" && service.health_path === null,
       },
     );
     this.#workloads.set(info.Id, workload);

@@ -35,7 +35,11 @@ export class DockerWorkload implements Workload {
   readonly upstream: URL;
   /** Settles once the container stopped, died, or was removed, or Docker went away. */
   readonly exited: Promise<ExitInfo>;
-  /** HEALTHCHECK readiness, present only when the image defines a HEALTHCHECK. */
+  /**
+   * Docker-specific readiness, when the manager's own probe would not do: the HEALTHCHECK
+   * status when the image defines one; an HTTP answer when `options.probeHttp`; never, for a
+   * container that was not running any more (its `exited` ends the wait).
+   */
   readonly ready?: (signal: AbortSignal) => Promise<boolean>;
   /** Container ID. */
   readonly id: string;
@@ -55,12 +59,15 @@ export class DockerWorkload implements Workload {
    * @param info the container's inspect after it was started
    * @param upstream where it answers
    * @param options.removeOnStop remove the container after {@link DockerWorkload.stop}
+   * @param options.probeHttp without a HEALTHCHECK, ready once `HEAD /` gets any HTTP answer
+   *   (for published ports: Docker's userland proxy accepts connections before the
+   *   container listens, so a TCP connect proves nothing)
    */
   constructor(
     client: DockerClient,
     info: ContainerInspect,
     upstream: URL,
-    options: { removeOnStop: boolean },
+    options: { removeOnStop: boolean; probeHttp: boolean },
   ) {
     this.#client = client;
     this.id = info.Id;
@@ -72,7 +79,9 @@ export class DockerWorkload implements Workload {
     const { promise, resolve } = Promise.withResolvers<ExitInfo>();
     this.exited = promise;
     this.#settle = resolve;
-    if (info.State.Health !== undefined) this.ready = (signal) => this.#healthy(signal);
+    if (!info.State.Running) this.ready = () => Promise.resolve(false);
+    else if (info.State.Health !== undefined) this.ready = (signal) => this.#healthy(signal);
+    else if (options.probeHttp) this.ready = (signal) => answersHttp(upstream, signal);
   }
 
   /** The last lines the container wrote, fetched when it exited. */
@@ -175,4 +184,11 @@ export class DockerWorkload implements Workload {
       }
     }
   }
+}
+
+/** Whether `HEAD /` on `upstream` gets an HTTP answer, whatever its status. */
+async function answersHttp(upstream: URL, signal: AbortSignal): Promise<boolean> {
+  const response = await fetch(upstream, { method: "HEAD", redirect: "manual", signal });
+  await response.body?.cancel();
+  return true;
 }
