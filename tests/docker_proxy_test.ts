@@ -487,6 +487,8 @@ async function stopDockerd(): Promise<StoppedDockerd> {
       stdin: "null",
       stdout: "null",
       stderr: "null",
+      // Its own session: the daemon must outlive this test process, as the CI's first one does.
+      detached: true,
     }).spawn();
     child.unref();
     await until("dockerd answers /_ping", answers, 20_000);
