@@ -11,16 +11,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import {
-  fixtureCommand,
   type ForegroundDaemon,
   freePort,
-  openssl,
   probeTls,
   randomToken,
   rawHttp,
   rawHttps,
   startForegroundDaemon,
 } from "./helpers/daemon.ts";
+import { fixtureCommand } from "./helpers/fixture_service.ts";
+import { openssl } from "./helpers/openssl.ts";
 import { pebbleAvailable, startPebble } from "./helpers/pebble.ts";
 import { assertServiceAvailable, skipUnless } from "./helpers/services.ts";
 

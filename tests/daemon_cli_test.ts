@@ -9,21 +9,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import {
-  childPids,
-  controlFlags,
-  fixtureCommand,
-  freePort,
-  MAIN,
-  makeCa,
-  makeLeaf,
-  probeTls,
-  processGone,
-  randomToken,
-  ROOT,
-  runCli,
-  waitFor,
-} from "./helpers/daemon.ts";
+import { MAIN, ROOT, runCli } from "./helpers/cli.ts";
+import { childPids, controlFlags, freePort, probeTls, randomToken } from "./helpers/daemon.ts";
+import { fixtureCommand, processGone, waitFor } from "./helpers/fixture_service.ts";
+import { makeCa, makeLeaf } from "./helpers/openssl.ts";
 
 const CLEAR_SCREEN = "\x1b[H\x1b[2J";
 

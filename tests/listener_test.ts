@@ -7,69 +7,16 @@
 import assert from "node:assert/strict";
 import { listenTls } from "../src/tls/listener.ts";
 import type { CertificatePair } from "../src/tls/store.ts";
+import { makeCa, makeLeaf } from "./helpers/openssl.ts";
 
-/** A CA and a localhost leaf it signed, made with openssl in `dir/name.*`. */
+/** A CA (`dir/<name>-ca.*`) and a localhost leaf it signed, made with openssl. */
 async function makeCertificate(
   dir: string,
   name: string,
 ): Promise<CertificatePair & { ca: string }> {
-  const run = async (...args: string[]) => {
-    const { code, stderr } = await new Deno.Command("openssl", {
-      args,
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await run(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    `${name}-ca.key`,
-    "-out",
-    `${name}-ca.pem`,
-    "-days",
-    "1",
-    "-subj",
-    `/CN=${name} CA`,
-  );
-  await run(
-    "req",
-    ...ec,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    "/CN=localhost",
-  );
-  await Deno.writeTextFile(`${dir}/${name}.ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  await run(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${name}-ca.pem`,
-    "-CAkey",
-    `${name}-ca.key`,
-    "-CAcreateserial",
-    "-days",
-    "1",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.pem`,
-  );
-  const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
-  return {
-    cert: await read(`${name}.pem`),
-    key: await read(`${name}.key`),
-    ca: await read(`${name}-ca.pem`),
-  };
+  const ca = await makeCa(dir, `${name}-ca`);
+  const { cert, key } = await makeLeaf(dir, ca, ["DNS:localhost", "IP:127.0.0.1"]);
+  return { cert, key, ca: ca.pem };
 }
 
 /** Whether a fresh connection trusting only `ca` gets a response from `url`. */

@@ -8,7 +8,8 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand, processGone, waitFor } from "./helpers/fixture_service.ts";
-import { logGapMs, type LogLine, type ProxyProcess, startProxy } from "./helpers/proxy_process.ts";
+import type { LogLine } from "./helpers/logged_process.ts";
+import { logGapMs, type ProxyProcess, startProxy } from "./helpers/proxy_process.ts";
 
 /** The status entry of `name`. */
 async function statusOf(proxy: ProxyProcess, name: string) {

@@ -9,14 +9,9 @@
 
 import assert from "node:assert/strict";
 import { fixtureCommand } from "./helpers/fixture_service.ts";
-import {
-  logGapMs,
-  type LogLine,
-  type ProxyProcess,
-  rssKiB,
-  sleep,
-  startProxy,
-} from "./helpers/proxy_process.ts";
+import type { LogLine } from "./helpers/logged_process.ts";
+import { logGapMs, type ProxyProcess, rssKiB, sleep, startProxy } from "./helpers/proxy_process.ts";
+import { openWebSocket, type TestWebSocket } from "./helpers/websocket.ts";
 
 const MiB = 1024 * 1024;
 
@@ -116,35 +111,10 @@ Deno.test("an open SSE stream keeps the service from its idle stop", async () =>
 });
 
 /** A client WebSocket through the proxy that queues what it receives. */
-async function connect(proxy: ProxyProcess, path: string) {
-  const messages: (string | ArrayBuffer)[] = [];
-  const waiting: ((value: string | ArrayBuffer) => void)[] = [];
+function connect(proxy: ProxyProcess, path: string): Promise<TestWebSocket> {
   const url = new URL(path, proxy.url);
   url.protocol = "ws:";
-  const socket = new WebSocket(url, { headers: proxy.auth });
-  socket.binaryType = "arraybuffer";
-  socket.onmessage = (event) => {
-    const next = waiting.shift();
-    if (next) next(event.data);
-    else messages.push(event.data);
-  };
-  const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
-  await new Promise<void>((resolve, reject) => {
-    socket.onopen = () => resolve();
-    socket.onerror = () => reject(new Error("WebSocket failed to open"));
-  });
-  return {
-    socket,
-    closed,
-    next: () =>
-      within(
-        5000,
-        "a WebSocket message",
-        messages.length > 0
-          ? Promise.resolve(messages.shift()!)
-          : new Promise<string | ArrayBuffer>((resolve) => waiting.push(resolve)),
-      ),
-  };
+  return openWebSocket(url, { headers: proxy.auth, nextTimeoutMs: 5000 });
 }
 
 Deno.test("WebSocket echo of text and binary, and the upstream's close code and reason", async () => {
@@ -236,38 +206,28 @@ async function upload(proxy: ProxyProcess, size: number): Promise<number> {
   return Number(await response.text());
 }
 
-/** The peak RSS growth of the proxy over `baseline` while `work` runs, in MiB. */
-async function growthMiB(proxy: ProxyProcess, baseline: number, work: Promise<unknown>) {
-  return (await peakRss(proxy.pid, work) - baseline) / 1024;
+/**
+ * Warms the path with 4 MiB through `transfer` (which returns the byte count that arrived),
+ * then asserts 200 MiB pass whole while the proxy's RSS grows by less than 50 MiB.
+ */
+async function assertFlatTransfer(
+  transfer: (proxy: ProxyProcess, size: number) => Promise<number>,
+): Promise<void> {
+  await using proxy = await appProxy();
+  assert.equal(await transfer(proxy, 4 * MiB), 4 * MiB); // start the service, warm the path
+  const baseline = await rssKiB(proxy.pid);
+  let transferred = 0;
+  const peak = await peakRss(proxy.pid, transfer(proxy, 200 * MiB).then((n) => transferred = n));
+  const growth = (peak - baseline) / 1024;
+  assert.equal(transferred, 200 * MiB);
+  assert.ok(growth < 50, `the proxy's RSS grew by ${growth.toFixed(1)} MiB`);
 }
 
-Deno.test("a 200 MB download passes with the proxy's RSS growing < 50 MB", async () => {
-  await using proxy = await appProxy();
-  assert.equal(await download(proxy, 4 * MiB), 4 * MiB); // start the service, warm the path
-  const baseline = await rssKiB(proxy.pid);
-  let downloaded = 0;
-  const growth = await growthMiB(
-    proxy,
-    baseline,
-    download(proxy, 200 * MiB).then((n) => downloaded = n),
-  );
-  assert.equal(downloaded, 200 * MiB);
-  assert.ok(growth < 50, `the proxy's RSS grew by ${growth.toFixed(1)} MiB`);
-});
+Deno.test("a 200 MB download passes with the proxy's RSS growing < 50 MB", () =>
+  assertFlatTransfer(download));
 
-Deno.test("a 200 MB upload passes with the proxy's RSS growing < 50 MB", async () => {
-  await using proxy = await appProxy();
-  assert.equal(await upload(proxy, 4 * MiB), 4 * MiB); // start the service, warm the path
-  const baseline = await rssKiB(proxy.pid);
-  let uploaded = 0;
-  const growth = await growthMiB(
-    proxy,
-    baseline,
-    upload(proxy, 200 * MiB).then((n) => uploaded = n),
-  );
-  assert.equal(uploaded, 200 * MiB);
-  assert.ok(growth < 50, `the proxy's RSS grew by ${growth.toFixed(1)} MiB`);
-});
+Deno.test("a 200 MB upload passes with the proxy's RSS growing < 50 MB", () =>
+  assertFlatTransfer(upload));
 
 Deno.test("an upload with Content-Length arriving in pieces reaches the upstream whole", async () => {
   await using proxy = await appProxy();

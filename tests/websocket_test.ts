@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { AUTH, LOOPBACK, startProxy, urlService } from "./helpers/proxy.ts";
+import { openWebSocket, type TestWebSocket } from "./helpers/websocket.ts";
 
 /** What the upstream saw of the handshake. */
 interface Handshake {
@@ -49,34 +50,9 @@ function wsUpstream() {
   });
 }
 
-/** A client WebSocket that collects messages and its close event. */
-async function connect(url: string, protocols?: string[]) {
-  const messages: (string | ArrayBuffer)[] = [];
-  const waiting: ((value: string | ArrayBuffer) => void)[] = [];
-  const socket = new WebSocket(url, { protocols, headers: AUTH });
-  socket.binaryType = "arraybuffer";
-  socket.onmessage = (event) => {
-    const next = waiting.shift();
-    if (next) next(event.data);
-    else messages.push(event.data);
-  };
-  const closed = new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve));
-  await new Promise<void>((resolve, reject) => {
-    socket.onopen = () => resolve();
-    socket.onerror = () => reject(new Error("WebSocket failed to open"));
-  });
-  /** The next message, or a rejection after a second without one. */
-  const next = () => {
-    if (messages.length > 0) return Promise.resolve(messages.shift()!);
-    return new Promise<string | ArrayBuffer>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("No message within 1 s")), 1000);
-      waiting.push((value) => {
-        clearTimeout(timer);
-        resolve(value);
-      });
-    });
-  };
-  return { socket, closed, next };
+/** A client WebSocket through the proxy that queues what it receives. */
+function connect(url: string, protocols?: string[]): Promise<TestWebSocket> {
+  return openWebSocket(url, { protocols, headers: AUTH, nextTimeoutMs: 1000 });
 }
 
 Deno.test("WebSocket relays text and binary both ways, and early upstream messages", async () => {

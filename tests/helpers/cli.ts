@@ -4,6 +4,8 @@
  * @module
  */
 
+/** The repository root (cwd of every subprocess, so deno.json's import map applies). */
+export const ROOT: string = new URL("../../", import.meta.url).pathname;
 /** Absolute path of main.ts. */
 export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -21,20 +23,22 @@ export interface CliResult {
 }
 
 /**
- * Runs `deno run <flags> main.ts <args>` to completion. Needs `--allow-run=deno`.
+ * Runs `deno run --quiet <flags> main.ts <args>` in the repo root to completion. Needs
+ * `--allow-run=deno`.
  *
  * @example
  * ```ts
- * const { code } = await runCliProcess(VALIDATE_FLAGS, ["validate", "-c", "proxy.yaml"]);
+ * const { code } = await runCli(VALIDATE_FLAGS, ["validate", "-c", "/tmp/proxy.yaml"]);
  * ```
  */
-export async function runCliProcess(
+export async function runCli(
   flags: readonly string[],
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<CliResult> {
   const output = await new Deno.Command("deno", {
     args: ["run", "--quiet", ...flags, MAIN, ...args],
+    cwd: ROOT,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
   }).output();

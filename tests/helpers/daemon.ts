@@ -1,42 +1,23 @@
 /**
  * Helpers for the end-to-end tests of `proxy-daemon` and `proxy-status` as subprocesses: free
- * ports, openssl-made certificates, the CLI with explicit permission flags, a foreground daemon
- * launched with exactly {@link permissionFlags}, and TLS probes that verify a served chain for
- * a name that only resolves in pebble's DNS mock (SNI + hostname check against 127.0.0.1).
+ * ports, the operator's control flags, a foreground daemon launched with exactly
+ * {@link permissionFlags}, and TLS probes that verify a served chain for a name that only
+ * resolves in pebble's DNS mock (SNI + hostname check against 127.0.0.1).
  *
- * Tests using them need `--allow-run=deno,ps,openssl --allow-net=127.0.0.1
+ * Tests using them need `--allow-run=deno,ps --allow-net=127.0.0.1
  * --allow-read=.,/tmp --allow-write=/tmp --allow-env`.
  *
  * @module
  */
 
-import { X509Certificate } from "node:crypto";
+import type { X509Certificate } from "node:crypto";
 import { connect as tlsConnect } from "node:tls";
-import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { permissionFlags } from "../../src/daemon/permissions.ts";
-
-/** The repository root (cwd of every subprocess, so deno.json's import map applies). */
-export const ROOT: string = new URL("../../", import.meta.url).pathname;
-/** Absolute path of main.ts. */
-export const MAIN: string = new URL("../../main.ts", import.meta.url).pathname;
-/** Absolute path of the fixture upstream. */
-export const FIXTURE_APP: string = new URL("../fixtures/http_app.ts", import.meta.url).pathname;
+import { ps } from "./fixture_service.ts";
+import { type LoggedProcess, spawnLogged } from "./logged_process.ts";
 
 const decoder = new TextDecoder();
-
-/** The argv of a `command:` service running the fixture app. */
-export function fixtureCommand(...flags: string[]): string[] {
-  return [
-    "deno",
-    "run",
-    "--quiet",
-    "--allow-net=127.0.0.1",
-    "--allow-env=PORT,HOST",
-    FIXTURE_APP,
-    ...flags,
-  ];
-}
 
 /** A random 64-hex-digit bearer token. */
 export function randomToken(): string {
@@ -52,35 +33,6 @@ export function freePort(): number {
   return port;
 }
 
-/** Output of one finished CLI run. */
-export interface CliResult {
-  /** Process exit code. */
-  readonly code: number;
-  /** Everything written to stdout. */
-  readonly stdout: string;
-  /** Everything written to stderr. */
-  readonly stderr: string;
-}
-
-/** Runs `deno run --quiet <flags> main.ts <args>` in the repo root to completion. */
-export async function runCli(
-  flags: readonly string[],
-  args: readonly string[],
-  env: Record<string, string> = {},
-): Promise<CliResult> {
-  const output = await new Deno.Command("deno", {
-    args: ["run", "--quiet", ...flags, MAIN, ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
 /**
  * The flags an operator gives `proxy-daemon start|stop|status|reload`: read the config folder,
  * write the pid and log files there, run Deno (`Deno.kill` of another process needs
@@ -88,98 +40,6 @@ export async function runCli(
  */
 export function controlFlags(dir: string): string[] {
   return [`--allow-read=${dir}`, `--allow-write=${dir}`, "--allow-run", "--allow-env"];
-}
-
-/** Runs `openssl <args>` in `cwd`; throws with its stderr on failure. */
-export async function openssl(args: string[], cwd: string): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("openssl", {
-    args,
-    cwd,
-    stdin: "null",
-  }).output();
-  if (code !== 0) throw new Error(`openssl ${args[0]} failed: ${decoder.decode(stderr)}`);
-  return decoder.decode(stdout);
-}
-
-/** A private CA made by {@link makeCa}. */
-export interface TestCa {
-  /** Path of the CA certificate (PEM). */
-  readonly certFile: string;
-  /** Path of its key. */
-  readonly keyFile: string;
-  /** The CA certificate's PEM text. */
-  readonly pem: string;
-}
-
-const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-
-/** Makes a P-256 CA in `dir` (files `<name>.pem`, `<name>.key`). */
-export async function makeCa(dir: string, name = "ca"): Promise<TestCa> {
-  await openssl([
-    "req",
-    "-x509",
-    ...EC,
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name} test CA`,
-  ], dir);
-  return {
-    certFile: join(dir, `${name}.pem`),
-    keyFile: join(dir, `${name}.key`),
-    pem: await Deno.readTextFile(join(dir, `${name}.pem`)),
-  };
-}
-
-/** A leaf certificate and key, with its serial (upper-case hex). */
-export interface TestLeaf {
-  /** Certificate PEM. */
-  readonly cert: string;
-  /** Key PEM. */
-  readonly key: string;
-  /** Serial number, upper-case hex (as `certificateInfo` reports it). */
-  readonly serial: string;
-}
-
-/**
- * Issues a leaf for `sans` (e.g. `["DNS:localhost", "IP:127.0.0.1"]`) signed by `ca`, in
- * `dir` under a fresh name; returns its PEM texts.
- */
-export async function makeLeaf(dir: string, ca: TestCa, sans: string[]): Promise<TestLeaf> {
-  const id = crypto.randomUUID().slice(0, 8);
-  await openssl(
-    ["req", ...EC, "-keyout", `${id}.key`, "-out", `${id}.csr`, "-subj", "/CN=leaf"],
-    dir,
-  );
-  await Deno.writeTextFile(join(dir, `${id}.ext`), `subjectAltName=${sans.join(",")}\n`);
-  await openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${id}.csr`,
-    "-CA",
-    ca.certFile,
-    "-CAkey",
-    ca.keyFile,
-    "-set_serial",
-    `0x${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`,
-    "-days",
-    "2",
-    "-extfile",
-    `${id}.ext`,
-    "-out",
-    `${id}.pem`,
-  ], dir);
-  const cert = await Deno.readTextFile(join(dir, `${id}.pem`));
-  const key = await Deno.readTextFile(join(dir, `${id}.key`));
-  for (const suffix of ["pem", "key", "csr", "ext"]) {
-    await Deno.remove(join(dir, `${id}.${suffix}`));
-  }
-  return { cert, key, serial: new X509Certificate(cert).serialNumber.toUpperCase() };
 }
 
 /** What a TLS probe saw. */
@@ -293,27 +153,10 @@ export function rawHttps(
   });
 }
 
-/** One JSON log line of the daemon. */
-export interface LogLine {
-  readonly level?: string;
-  readonly msg: string;
-  readonly [field: string]: unknown;
-}
-
 /** A foreground `proxy-daemon` subprocess. */
-export interface ForegroundDaemon extends AsyncDisposable {
-  /** Its pid. */
-  readonly pid: number;
+export interface ForegroundDaemon extends LoggedProcess {
   /** The flags it was started with. */
   readonly flags: readonly string[];
-  /** Log lines so far. */
-  logs(): LogLine[];
-  /** The first line (past or future) matching `predicate`; rejects after `timeoutMs`. */
-  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  /** Resolves with the exit code once it exited. */
-  readonly exited: Promise<number>;
-  /** Sends `signal` (default SIGTERM) and resolves with the exit code. */
-  stop(signal?: Deno.Signal): Promise<number>;
 }
 
 /**
@@ -323,125 +166,15 @@ export interface ForegroundDaemon extends AsyncDisposable {
 export async function startForegroundDaemon(file: string): Promise<ForegroundDaemon> {
   const { config } = await loadConfig(file, {});
   const flags = permissionFlags(config);
-  const child = new Deno.Command("deno", {
-    args: ["run", "--quiet", ...flags, MAIN, "proxy-daemon", "--config", file],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines: LogLine[] = [];
-  const watchers = new Set<() => void>();
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      for (const raw of parts) {
-        if (raw.trim() === "") continue;
-        try {
-          lines.push(JSON.parse(raw));
-        } catch {
-          lines.push({ msg: raw, raw: true });
-        }
-      }
-      for (const w of watchers) w();
-    }
-  })();
-  const exited = child.status.then(async (s) => {
-    await reading;
-    for (const w of watchers) w();
-    return s.code;
+  const daemon = spawnLogged(flags, ["proxy-daemon", "--config", file], {
+    name: "daemon",
+    waitTimeoutMs: 15_000,
   });
-  let done = false;
-  exited.then(() => done = true);
-  const waitForLog = (predicate: (line: LogLine) => boolean, timeoutMs = 15_000) =>
-    new Promise<LogLine>((resolve, reject) => {
-      const check = () => {
-        const found = lines.find(predicate);
-        if (found) {
-          cleanup();
-          resolve(found);
-        } else if (done) {
-          cleanup();
-          reject(
-            new Error(`daemon exited; log:\n${lines.map((l) => JSON.stringify(l)).join("\n")}`),
-          );
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          new Error(
-            `log line not seen in ${timeoutMs} ms; log:\n${
-              lines.map((l) => JSON.stringify(l)).join("\n")
-            }`,
-          ),
-        );
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        watchers.delete(check);
-      };
-      watchers.add(check);
-      check();
-    });
-  const stop = async (signal: Deno.Signal = "SIGTERM") => {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-    return await exited;
-  };
-  return {
-    pid: child.pid,
-    flags,
-    logs: () => [...lines],
-    waitForLog,
-    exited,
-    stop,
-    async [Symbol.asyncDispose]() {
-      await stop();
-    },
-  };
+  return { ...daemon, flags };
 }
 
 /** The pids of `pid`'s direct children (`ps --ppid`); needs `--allow-run=ps`. */
 export async function childPids(pid: number): Promise<number[]> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "pid=", "--ppid", String(pid)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return decoder.decode(stdout).split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
-}
-
-/**
- * Whether a process is gone: `ps` does not list it, or only as a zombie (the sandbox's init
- * may not reap orphans). Needs `--allow-run=ps`.
- */
-export async function processGone(pid: number): Promise<boolean> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "stat=", "-p", String(pid)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const state = decoder.decode(stdout).trim();
-  return state === "" || state.startsWith("Z");
-}
-
-/** Polls `check` every 50 ms until true; throws after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const stdout = await ps(["-o", "pid=", "--ppid", String(pid)]);
+  return stdout.split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
 }

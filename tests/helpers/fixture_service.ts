@@ -9,19 +9,30 @@
 import type { ServiceConfig } from "../../src/config/schema.ts";
 import type { Runtime, Workload } from "../../src/services/runtime.ts";
 
-const APP = new URL("../fixtures/http_app.ts", import.meta.url).pathname;
-
-/** The argv that runs the fixture app with `flags` (e.g. `--delay=200`, `--crash-on-start`). */
-export function fixtureCommand(...flags: string[]): string[] {
+/**
+ * The argv that runs `tests/fixtures/<app>` with loopback networking, `PORT` and `HOST`, the
+ * extra `permissions`, and then `flags`.
+ */
+export function fixtureAppCommand(
+  app: string,
+  permissions: readonly string[],
+  flags: readonly string[],
+): string[] {
   return [
     "deno",
     "run",
     "--quiet",
     "--allow-net=127.0.0.1",
     "--allow-env=PORT,HOST",
-    APP,
+    ...permissions,
+    new URL(`../fixtures/${app}`, import.meta.url).pathname,
     ...flags,
   ];
+}
+
+/** The argv that runs the fixture app with `flags` (e.g. `--delay=200`, `--crash-on-start`). */
+export function fixtureCommand(...flags: string[]): string[] {
+  return fixtureAppCommand("http_app.ts", [], flags);
 }
 
 /**
@@ -85,17 +96,22 @@ export async function getText(upstream: URL, path: string): Promise<string> {
   return await response.text();
 }
 
+/** Runs `ps <args>` and returns its stdout (empty when it lists nothing). Requires `--allow-run=ps`. */
+export async function ps(args: readonly string[]): Promise<string> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: [...args],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(stdout);
+}
+
 /**
  * Whether a process is gone: `ps` does not list it, or only as a zombie (the sandbox's init
  * may not reap orphans). Requires `--allow-run=ps`.
  */
 export async function processGone(pid: number): Promise<boolean> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "stat=", "-p", String(pid)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const state = new TextDecoder().decode(stdout).trim();
+  const state = (await ps(["-o", "stat=", "-p", String(pid)])).trim();
   return state === "" || state.startsWith("Z");
 }
 

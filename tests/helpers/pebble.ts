@@ -17,6 +17,8 @@
  * @module
  */
 
+import { makeCa, makeLeaf } from "./openssl.ts";
+
 /** Pebble's ACME directory on loopback. */
 export const PEBBLE_DIRECTORY = "https://127.0.0.1:14000/dir";
 const MANAGEMENT = "https://127.0.0.1:15000";
@@ -67,61 +69,11 @@ export interface Pebble extends AsyncDisposable {
   restart(changes?: Partial<PebbleOptions>): Promise<void>;
 }
 
-async function run(cmd: string, args: string[], cwd: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(cmd, {
-    args,
-    cwd,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
-  if (code !== 0) throw new Error(`${cmd} ${args[0]} failed: ${new TextDecoder().decode(stderr)}`);
-}
-
-/** Makes a P-256 CA and a leaf for localhost/127.0.0.1 signed by it, in `dir`. */
+/** Makes a P-256 CA (`ca.pem`) and a leaf for localhost/127.0.0.1 signed by it (`cert.pem`, `key.pem`), in `dir`. */
 async function makeListenerCertificates(dir: string): Promise<void> {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await run("openssl", [
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=pebble test listener CA",
-  ], dir);
-  await run("openssl", [
-    "req",
-    ...ec,
-    "-keyout",
-    "key.pem",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=localhost",
-  ], dir);
-  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  await run("openssl", [
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "2",
-    "-extfile",
-    "ext.cnf",
-    "-out",
-    "cert.pem",
-  ], dir);
+  const leaf = await makeLeaf(dir, await makeCa(dir), ["DNS:localhost", "IP:127.0.0.1"]);
+  await Deno.writeTextFile(`${dir}/cert.pem`, leaf.cert);
+  await Deno.writeTextFile(`${dir}/key.pem`, leaf.key);
 }
 
 /** Spawns `cmd`, its output appended to `logFile`. */

@@ -17,6 +17,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import type { ServiceStatus } from "../../src/services/manager.ts";
 import { setLogLevel } from "../../src/log.ts";
 import { listen } from "../../src/server.ts";
+import { fixtureAppCommand } from "./fixture_service.ts";
 
 /** The bearer token of every proxy this rig starts. */
 export const TOKEN = "reliability-token-0123456789abcdef0123456789";
@@ -24,19 +25,9 @@ export const TOKEN = "reliability-token-0123456789abcdef0123456789";
 /** `Authorization` headers carrying {@link TOKEN}. */
 export const AUTH: Readonly<Record<string, string>> = { authorization: `Bearer ${TOKEN}` };
 
-const KILLABLE_APP = new URL("../fixtures/killable_app.ts", import.meta.url).pathname;
-
 /** The argv of a process service that answers `ok`, `/pid`, and `/sigkill` (kills itself). */
 export function killableCommand(): string[] {
-  return [
-    "deno",
-    "run",
-    "--quiet",
-    "--allow-net=127.0.0.1",
-    "--allow-env=PORT,HOST",
-    "--allow-run=kill",
-    KILLABLE_APP,
-  ];
+  return fixtureAppCommand("killable_app.ts", ["--allow-run=kill"], []);
 }
 
 /** A proxy running in this process. */

@@ -2,62 +2,39 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { ariCertId, parseRenewalInfo } from "./ari.ts";
 import { base64url } from "./jws.ts";
-
-async function openssl(dir: string, ...args: string[]): Promise<string> {
-  const { code, stdout, stderr } = await new Deno.Command("openssl", { args, cwd: dir }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return new TextDecoder().decode(stdout);
-}
+import { EC_KEY, makeCa, openssl } from "../../../tests/helpers/openssl.ts";
 
 const hex = (text: string) => Uint8Array.from(text.match(/[0-9A-F]{2}/gi)!, (h) => parseInt(h, 16));
 
 Deno.test("ariCertId is base64url(AKI keyid).base64url(serial) as openssl reads them", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ari-" });
   try {
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    await openssl(
-      dir,
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-subj",
-      "/CN=ca",
-    );
-    await openssl(dir, "req", ...ec, "-keyout", "l.key", "-out", "l.csr", "-subj", "/CN=l");
+    const ca = await makeCa(dir);
+    await openssl(["req", ...EC_KEY, "-keyout", "l.key", "-out", "l.csr", "-subj", "/CN=l"], dir);
     await Deno.writeTextFile(
       `${dir}/ext`,
       "authorityKeyIdentifier=keyid\nsubjectAltName=DNS:l.test\n",
     );
     // A serial with the high bit set needs a leading zero byte in DER: that byte belongs in the id.
-    await openssl(
-      dir,
+    await openssl([
       "x509",
       "-req",
       "-in",
       "l.csr",
       "-CA",
-      "ca.pem",
+      ca.certFile,
       "-CAkey",
-      "ca.key",
+      ca.keyFile,
       "-set_serial",
       "0x87654321",
       "-extfile",
       "ext",
       "-out",
       "l.pem",
-    );
+    ], dir);
     const aki = await openssl(
+      ["x509", "-in", "l.pem", "-noout", "-ext", "authorityKeyIdentifier"],
       dir,
-      "x509",
-      "-in",
-      "l.pem",
-      "-noout",
-      "-ext",
-      "authorityKeyIdentifier",
     );
     const keyId = hex(aki.split("\n").slice(1).join("").replace(/keyid:/i, ""));
     assert.equal(keyId.length, 20);
