@@ -16,11 +16,9 @@
  * @module
  */
 
-import { join } from "node:path";
-import { loadConfig } from "../src/config/load.ts";
-import { permissionFlags } from "../src/daemon/permissions.ts";
 import { VERSION } from "../src/version.ts";
 import { openIdle } from "./idle.ts";
+import { startProxy } from "./proxy.ts";
 import { freePort, rssMiB, spawn, type Spawned, waitForPort } from "./processes.ts";
 import {
   LARGE_BYTES,
@@ -57,41 +55,6 @@ interface TargetFigures {
   download: WrkResult[];
   rssLoadMiB: number[];
   idle?: { beforeMiB: number; afterMiB: number };
-}
-
-async function startProxy(dir: string, port: number, upstream: number, echo: number) {
-  const file = join(dir, "proxy.yaml");
-  await Deno.writeTextFile(
-    file,
-    `global:
-  bearer_token: ${TOKEN}
-  listen_host: 127.0.0.1
-  log_level: info
-services:
-  - name: upstream
-    path: /
-    url: http://127.0.0.1:${upstream}
-  - name: echo
-    path: /ws
-    url: http://127.0.0.1:${echo}
-`,
-  );
-  const { config } = await loadConfig(file);
-  const flags = permissionFlags(config);
-  const child = spawn("proxy", "deno", [
-    "run",
-    ...flags,
-    here("../main.ts"),
-    "proxy",
-    "--config",
-    file,
-    "--port",
-    String(port),
-    "--host",
-    "127.0.0.1",
-  ]);
-  await waitForPort(child, port);
-  return { child, flags };
 }
 
 function startDeno(name: string, script: string, ...scriptArgs: string[]): Spawned {
@@ -257,7 +220,10 @@ async function main(): Promise<void> {
     await using upstream = await startUpstream(dir, ports.upstream);
     await using _echo = startDeno("ws echo", "./ws_echo.ts", String(ports.echo));
     await waitForPort(_echo, ports.echo);
-    const proxy = await startProxy(dir, ports.proxy, ports.upstream, ports.echo);
+    const proxy = await startProxy(dir, ports.proxy, TOKEN, [
+      { name: "upstream", path: "/", port: ports.upstream },
+      { name: "echo", path: "/ws", port: ports.echo },
+    ]);
     await using _proxy = proxy.child;
     await using bare = startDeno(
       "bare forwarder",

@@ -1,5 +1,6 @@
 /**
- * Forwarding one HTTP request upstream with `fetch`, streaming both bodies.
+ * Forwarding one HTTP request upstream, streaming both bodies: plain `http:` upstreams over
+ * the pooled HTTP/1.1 transport (`transport/`), `https:` ones with `fetch`.
  *
  * Compression: Deno 2.9's `fetch` decodes gzip and br response bodies (keeping the upstream's
  * `Content-Encoding` and `Content-Length`, which then no longer match the bytes) unless the
@@ -7,14 +8,19 @@
  * `identity`: bodies pass through untouched, with headers that describe them, and neither
  * side spends CPU on compression the client would never see.
  *
- * Query strings pass unchanged except where `fetch`'s URL parser insists: it percent-encodes
- * `'`, `"`, `<`, `>` and raw non-ASCII in a query; existing escapes are never touched.
+ * Query strings pass byte for byte to `http:` upstreams. Through `fetch` (`https:`), its URL
+ * parser percent-encodes `'`, `"`, `<`, `>` and raw non-ASCII in a query; existing escapes
+ * are never touched.
  *
  * @module
  */
 
-import { badGateway, gatewayTimeout } from "./problem.ts";
+import { log } from "../log.ts";
 import { stripHopByHop } from "./headers.ts";
+import { badGateway, gatewayTimeout } from "./problem.ts";
+import { Http1Client, httpTarget, UpstreamError } from "./transport/client.ts";
+import { Pool } from "./transport/pool.ts";
+import { ProtocolError } from "./transport/response_parser.ts";
 
 /** Statuses whose responses never have a body. */
 const NULL_BODY_STATUS: ReadonlySet<number> = new Set([204, 205, 304]);
@@ -22,13 +28,16 @@ const NULL_BODY_STATUS: ReadonlySet<number> = new Set([204, 205, 304]);
 /** Status logged for a request whose client went away before the upstream answered. */
 export const CLIENT_CLOSED = 499;
 
+/** Keep-alive connections to every plain-HTTP upstream of this process. */
+const client = new Http1Client(new Pool({ maxIdlePerOrigin: 256, idleTimeoutMs: 30_000 }));
+
 /**
  * Sends `request` to `url` with `headers` (already filtered, see `upstreamHeaders`) and
  * returns the upstream's response for the client: status and filtered headers, body streamed
- * as it arrives (none for HEAD). The client's abort signal is passed on; redirects are
- * returned, not followed. No response headers within `timeoutMs` → 504; refused or reset
- * → 502; client gone first → an empty 499. An upstream that dies mid-body errors only this
- * response's stream. Needs `--allow-net` for the upstream.
+ * as it arrives (none for HEAD). Redirects are returned, not followed. No response headers
+ * within `timeoutMs` → 504; refused, reset or malformed (ambiguous framing is never
+ * forwarded) → 502; client gone first → an empty 499. An upstream that dies mid-body errors
+ * only this response's stream. Needs `--allow-net` for the upstream.
  *
  * @example
  * ```ts
@@ -41,8 +50,33 @@ export async function forward(
   headers: Headers,
   timeoutMs: number,
 ): Promise<Response> {
-  const method = request.method;
   headers.set("accept-encoding", "identity");
+  const target = httpTarget(url);
+  if (target === null) return await forwardWithFetch(request, url, headers, timeoutMs);
+  try {
+    return await client.send(request, target, headers, timeoutMs);
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) throw error;
+    if (error.kind === "timeout") return gatewayTimeout();
+    if (error.kind === "aborted") return new Response(null, { status: CLIENT_CLOSED });
+    if (error.cause instanceof ProtocolError) {
+      log("warn", "upstream broke HTTP/1.1", {
+        upstream: target.authority,
+        error: error.cause.message,
+      });
+    }
+    return badGateway();
+  }
+}
+
+/** {@link forward} with `fetch` (for `https:` upstreams). */
+async function forwardWithFetch(
+  request: Request,
+  url: string,
+  headers: Headers,
+  timeoutMs: number,
+): Promise<Response> {
+  const method = request.method;
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), timeoutMs);
   let upstream: Response;

@@ -7,8 +7,8 @@
 
 import { parseIp, type TrustedProxies } from "./trusted.ts";
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1 and the usual non-standard ones). */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
+/** Hop-by-hop headers (RFC 9110 §7.6.1 and the usual non-standard ones), lower case. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
