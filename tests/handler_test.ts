@@ -408,3 +408,44 @@ Deno.test("handler streams 200 MB up and down in flat memory", async () => {
   const growth = (Deno.memoryUsage().rss - before) / MB;
   assert.ok(growth < 50, `rss grew ${growth.toFixed(1)} MB`);
 });
+
+/**
+ * A stand-in manager for a managed service whose process died unnoticed: it leases the dead
+ * upstream until `recheck` is called, then a live one.
+ */
+class DiedUnnoticed extends StandInAcquirer {
+  rechecks = 0;
+  constructor(readonly dead: string, readonly live: string) {
+    super();
+  }
+  override acquire(service: Parameters<StandInAcquirer["acquire"]>[0]) {
+    const url = this.rechecks === 0 ? this.dead : this.live;
+    return super.acquire({ ...service, url });
+  }
+  recheck(): Promise<void> {
+    this.rechecks++;
+    return Promise.resolve();
+  }
+}
+
+Deno.test("a refused bodiless request to a managed service is re-checked and retried once", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dead = `http://127.0.0.1:${listener.addr.port}`;
+  listener.close();
+  await using upstream = echoUpstream();
+  const acquirer = new DiedUnnoticed(dead, upstream.url);
+  const service = { ...urlService("svc", "/svc", dead), runtime: "process" as const };
+  await using proxy = startProxy([service], { services: acquirer });
+  const response = await fetch(`${proxy.base}/svc/x?q=1`, { headers: AUTH });
+  assert.equal(response.status, 200);
+  assert.equal((await response.json()).target, "/x?q=1");
+  assert.equal(acquirer.rechecks, 1);
+  await acquirer.releasesReach(2); // the dead lease and the live one
+
+  // A body cannot be sent twice: a refused upload is a 502, with no retry.
+  acquirer.rechecks = 0;
+  const upload = await fetch(`${proxy.base}/svc/x`, { method: "POST", headers: AUTH, body: "x" });
+  assert.equal(upload.status, 502);
+  await upload.body?.cancel();
+  assert.equal(acquirer.rechecks, 0);
+});

@@ -36,7 +36,8 @@ const client = new Http1Client(new Pool({ maxIdlePerOrigin: 256, idleTimeoutMs: 
  * returns the upstream's response for the client: status and filtered headers, body streamed
  * as it arrives (none for HEAD). Redirects are returned, not followed. No response headers
  * within `timeoutMs` → 504; refused, reset or malformed (ambiguous framing is never
- * forwarded) → 502; client gone first → an empty 499. An upstream that dies mid-body errors
+ * forwarded) → 502, except that a refused bodiless request is sent once more to the upstream
+ * `restart` returns (when given, and it returns one); client gone first → an empty 499. An upstream that dies mid-body errors
  * only this response's stream. Needs `--allow-net` for the upstream.
  *
  * @example
@@ -49,6 +50,7 @@ export async function forward(
   url: string,
   headers: Headers,
   timeoutMs: number,
+  restart?: () => Promise<string | null>,
 ): Promise<Response> {
   headers.set("accept-encoding", "identity");
   const target = httpTarget(url);
@@ -59,6 +61,11 @@ export async function forward(
     if (!(error instanceof UpstreamError)) throw error;
     if (error.kind === "timeout") return gatewayTimeout();
     if (error.kind === "aborted") return new Response(null, { status: CLIENT_CLOSED });
+    // Nothing was sent when the connection was refused; a body could not be sent twice.
+    if (restart && error.cause instanceof Deno.errors.ConnectionRefused && request.body === null) {
+      const next = await restart();
+      if (next !== null) return await forward(request, next, headers, timeoutMs);
+    }
     if (error.cause instanceof ProtocolError) {
       log("warn", "upstream broke HTTP/1.1", {
         upstream: target.authority,

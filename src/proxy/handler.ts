@@ -177,8 +177,9 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       log("error", "acquire failed", { service: service.name, error: String(error) });
       return serviceUnavailable("The service could not be started.", 5);
     }
-    const base = lease.upstream.href.replace(/\/$/, "");
-    const target = base + match.upstreamPath + query;
+    const targetOf = (leased: Lease) =>
+      leased.upstream.href.replace(/\/$/, "") + match.upstreamPath + query;
+    const target = targetOf(lease);
     const headers = upstreamHeaders(
       request.headers,
       originOf(request, exchange.peer),
@@ -198,10 +199,24 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       );
       if (response.status !== 101) exchange.socket = false;
     } else {
-      response = await forward(request, target, headers, timeoutMs);
+      // A managed service whose upstream refuses the connection may have died a moment ago
+      // (e.g. `docker kill` before its event arrived): re-check, start it again, retry once.
+      const restart = service.runtime === "url" ? undefined : async () => {
+        exchange.lease?.release();
+        exchange.lease = null;
+        try {
+          await services.recheck?.(service);
+          const again = exchange.lease = await services.acquire(service, request.signal);
+          return targetOf(again);
+        } catch {
+          return null;
+        }
+      };
+      response = await forward(request, target, headers, timeoutMs, restart);
     }
-    if (lease.coldStartMs !== null) {
-      response.headers.set("server-timing", `cold-start;dur=${Math.round(lease.coldStartMs)}`);
+    const coldStartMs = exchange.lease?.coldStartMs ?? null;
+    if (coldStartMs !== null) {
+      response.headers.set("server-timing", `cold-start;dur=${Math.round(coldStartMs)}`);
     }
     return response;
   }

@@ -24,6 +24,12 @@ export interface ServiceAcquirer {
    * Rejects with a {@link ServiceUnavailableError} when the start fails or times out.
    */
   acquire(service: ServiceConfig, signal?: AbortSignal): Promise<Lease>;
+  /**
+   * Called when a lease's upstream refused a connection: the workload may have died a moment
+   * ago. Resolves once the manager has checked, so that a following `acquire` starts it again
+   * if it is gone. Optional for stand-ins.
+   */
+  recheck?(service: ServiceConfig): Promise<void>;
 }
 
 /** A service could not be made ready: answered with 503 and `Retry-After`. */

@@ -146,6 +146,20 @@ export class ServiceManager implements ServiceAcquirer {
   }
 
   /**
+   * Re-checks a running service whose upstream refused a connection: when its workload turns
+   * out to be gone, the slot is stopped (a crash, counted and logged) before this resolves, so
+   * the next `acquire` starts it again.
+   */
+  async recheck(service: ServiceConfig): Promise<void> {
+    const slot = this.#slots.get(service.name);
+    const workload = slot?.workload;
+    if (slot?.state !== "running" || !workload) return;
+    // reconcile() settles `exited` before it resolves, and the crash bookkeeping registered
+    // on `exited` in #running runs before this continuation.
+    await workload.reconcile?.();
+  }
+
+  /**
    * Takes over workloads that runtimes report as already running (e.g. containers of an
    * earlier proxy): they become `running` and their idle clock starts now.
    */

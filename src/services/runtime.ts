@@ -31,6 +31,12 @@ export interface Workload {
    * `false` when not yet; `undefined` means the manager probes with `health_path` or TCP.
    */
   readonly ready?: (signal: AbortSignal) => Promise<boolean>;
+  /**
+   * Re-checks with the runtime that the workload still runs, settling `exited` first when it
+   * does not (e.g. a container killed a moment ago, before its event arrived). Optional: a
+   * runtime that learns of exits at once (child processes) needs none.
+   */
+  reconcile?(): Promise<void>;
   /** The last lines of the workload's output, for error reports. */
   logTail(): string;
   /** Stops the workload: a polite signal, then a forced kill after `graceMs`. */
