@@ -8,6 +8,7 @@
 import { dirname } from "node:path";
 import type { ProxyConfig } from "./config/schema.ts";
 import { log } from "./log.ts";
+import { closeIdleUpstreamConnections } from "./proxy/forward.ts";
 import { type AccessRecord, createHandler, type ProxyHandler } from "./proxy/handler.ts";
 import { RouteTable } from "./routing/table.ts";
 import { DockerRuntime } from "./runtimes/docker/runtime.ts";
@@ -126,6 +127,7 @@ export async function createProxy(config: ProxyConfig, hooks: TlsHooks = {}): Pr
           grace_s: graceMs / 1000,
         });
       }
+      closeIdleUpstreamConnections();
       await manager.shutdown(graceMs);
       log("info", "stopped");
     },

@@ -29,7 +29,13 @@ const NULL_BODY_STATUS: ReadonlySet<number> = new Set([204, 205, 304]);
 export const CLIENT_CLOSED = 499;
 
 /** Keep-alive connections to every plain-HTTP upstream of this process. */
-const client = new Http1Client(new Pool({ maxIdlePerOrigin: 256, idleTimeoutMs: 30_000 }));
+const pool = new Pool({ maxIdlePerOrigin: 256, idleTimeoutMs: 30_000 });
+const client = new Http1Client(pool);
+
+/** Closes the idle keep-alive connections to upstreams (on shutdown, after the drain). */
+export function closeIdleUpstreamConnections(): void {
+  pool.closeIdle();
+}
 
 /**
  * Sends `request` to `url` with `headers` (already filtered, see `upstreamHeaders`) and
