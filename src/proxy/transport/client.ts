@@ -24,7 +24,8 @@
  * (0.7 s direct); the same upload from curl passes either in under 1 s, so that slowness
  * is the sending `fetch`, not the proxy's upstream client. Request and response chunks
  * pass through JS here (with `fetch` they stay in Rust), so their garbage shows in RSS until
- * V8 collects it: body reads are 16 KiB, which keeps a 200 MB download under +50 MiB.
+ * V8 collects it; after the heap's first growth to its working size, a 200 MB download or
+ * upload stays under +50 MiB (body reads are sized adaptively, see `connection.ts`).
  *
  * @module
  */

@@ -9,15 +9,20 @@
 /** Initial size of a connection's read buffer; it grows (up to the head limit) for big heads. */
 const BUFFER_BYTES = 16 * 1024;
 /**
- * Largest body read handed out at once. Each is a fresh array (the consumer keeps it); with
- * 64 KiB reads a fast 200 MB download left ~67 MiB of such garbage in RSS, with 16 KiB under 50.
+ * Body reads land in fresh arrays (the consumer keeps them), sized adaptively: a read that
+ * fills its array doubles the next one, up to the maximum; one that does not shrinks it back.
+ * Bulk downloads thus move in large pieces (10 MiB responses, wrk -c4: 16 KiB reads 355 MB/s,
+ * 64 KiB 437, 256 KiB 592), while a trickle (SSE) allocates little per event.
  */
-const BODY_READ_BYTES = 16 * 1024;
+const BODY_READ_MIN = 16 * 1024;
+const BODY_READ_MAX = 256 * 1024;
 
 /** An upstream connection; owned by one exchange at a time, or idle in a `Pool`. */
 export class Connection {
   /** The pool key (`host:port`) this connection belongs to. */
   readonly key: string;
+  /** Size of the next body read: grows while reads fill it, see {@link BODY_READ_MAX}. */
+  #readSize = BODY_READ_MIN;
   /** Read buffer: unread bytes are `buffer[start, end)`. */
   buffer: Uint8Array<ArrayBuffer> = new Uint8Array(BUFFER_BYTES);
   /** Offset of the first unread byte in `buffer`. */
@@ -77,9 +82,12 @@ export class Connection {
    */
   async readBody(max: number): Promise<Uint8Array<ArrayBuffer> | null> {
     if (this.start === this.end && this.#pending === null) {
-      const chunk = new Uint8Array(max < BODY_READ_BYTES ? max : BODY_READ_BYTES);
+      const chunk = new Uint8Array(max < this.#readSize ? max : this.#readSize);
       const n = await this.#conn.read(chunk);
-      return n === null ? null : chunk.subarray(0, n);
+      if (n === null) return null;
+      if (n === this.#readSize) this.#readSize = Math.min(n * 2, BODY_READ_MAX);
+      else if (n < this.#readSize / 2) this.#readSize = BODY_READ_MIN;
+      return chunk.subarray(0, n);
     }
     if (this.start === this.end && !(await this.fill())) return null;
     const n = Math.min(max, this.end - this.start);
