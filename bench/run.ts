@@ -6,8 +6,8 @@
  * `url:` route to it, nginx and caddy as reverse proxies and the bare forwarder; then runs
  * wrk at 50 and 200 connections and a download round, in interleaved rounds (medians), RSS of
  * each target sampled under load and with 1,000 idle keep-alive connections, and WebSocket
- * echoes per second through the proxy and direct. Prints Markdown tables and writes
- * `bench/results/latest.json`.
+ * echoes per second through the proxy and direct. Prints Markdown tables and writes them to
+ * `bench/results/latest.md`, with the raw figures in `bench/results/latest.json`.
  *
  * Run: deno run --allow-run=nginx,caddy,wrk,deno,ps,lscpu --allow-net=127.0.0.1
  *   --allow-read=.,/tmp --allow-write=/tmp,bench/results --allow-env
@@ -250,15 +250,15 @@ async function main(): Promise<void> {
     const byName = Object.fromEntries(rows);
     const header = `## Benchmark ${date.slice(0, 10)} — ${host}, Deno ${Deno.version.deno}, ` +
       `proxy ${VERSION}; wrk ${SECONDS} s × ${ROUNDS} interleaved rounds, medians`;
-    console.log(
-      [
-        header,
-        "",
-        tables(rows, wsMedian),
-        goals(byName["nodetool proxy"], byName["bare Deno fetch forwarder"], byName["direct"]),
-      ].join("\n"),
-    );
+    const report = [
+      header,
+      "",
+      tables(rows, wsMedian),
+      goals(byName["nodetool proxy"], byName["bare Deno fetch forwarder"], byName["direct"]),
+    ].join("\n");
+    console.log(report);
     await Deno.mkdir(here("./results"), { recursive: true });
+    await Deno.writeTextFile(here("./results/latest.md"), report + "\n");
     await Deno.writeTextFile(
       here("./results/latest.json"),
       JSON.stringify(
