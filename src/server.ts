@@ -51,8 +51,10 @@ export function listen(options: ListenOptions, handler: Handler): Listener {
     cert: options.tls?.cert,
     key: options.tls?.key,
     onListen: () => {},
+    // The handler never throws; this sees response bodies that failed mid-stream, such as an
+    // upstream that died while sending (that client's stream is cut, nothing else).
     onError: (error) => {
-      log("error", "handler failed", { listener: options.name, error: String(error) });
+      log("warn", "response stream failed", { listener: options.name, error: String(error) });
       return new Response("Internal Server Error", { status: 500 });
     },
   }, handler);

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/fixture_service.ts";
 import { AUTH, hammer, killableCommand, startApp } from "./helpers/reliability.ts";
+import { tcpUpstream } from "./helpers/tcp_upstream.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1", port: 0, onListen() {} } as const;
 const MiB = 1024 * 1024;
@@ -17,33 +18,6 @@ const MiB = 1024 * 1024;
 function okUpstream() {
   const server = Deno.serve(LOOPBACK, () => new Response("ok"));
   return Object.assign(server, { url: `http://127.0.0.1:${server.addr.port}` });
-}
-
-/** A raw TCP upstream; `serve` runs once per accepted connection. */
-function tcpUpstream(serve: (conn: Deno.Conn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      serve(conn).catch(() => {}).finally(() => {
-        conns.delete(conn);
-        try {
-          conn.close();
-        } catch {
-          // Closed by the handler.
-        }
-      });
-    }
-  })();
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const conn of conns) conn.close();
-      await accepting;
-    },
-  };
 }
 
 async function ok(base: string, path: string): Promise<number> {

@@ -2,42 +2,14 @@ import assert from "node:assert/strict";
 import { Http1Client, httpTarget, UpstreamError } from "./client.ts";
 import { Pool } from "./pool.ts";
 import { BAD_HEADS } from "./response_parser_test.ts";
+import { tcpUpstream } from "../../../tests/helpers/tcp_upstream.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A raw TCP upstream: `serve` runs per connection and gets each request's head as text. */
 function rawUpstream(serve: (conn: Deno.Conn, heads: AsyncGenerator<string>) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  let accepted = 0;
-  const tasks: Promise<void>[] = [];
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      accepted++;
-      conns.add(conn);
-      tasks.push(
-        serve(conn, heads(conn)).catch(() => {}).finally(() => {
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch {
-            // Closed already.
-          }
-        }),
-      );
-    }
-  })();
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    accepted: () => accepted,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      for (const conn of conns) conn.close();
-      await accepting;
-      await Promise.all(tasks);
-    },
-  };
+  return tcpUpstream((conn) => serve(conn, heads(conn)));
 }
 
 /** Request heads (and whatever followed them in the same reads) as they arrive on `conn`. */
