@@ -7,7 +7,7 @@
 
 import { dirname } from "node:path";
 import type { ProxyConfig } from "./config/schema.ts";
-import { log } from "./log.ts";
+import { log, logEnabled } from "./log.ts";
 import { closeIdleUpstreamConnections } from "./proxy/forward.ts";
 import { type AccessRecord, createHandler, type ProxyHandler } from "./proxy/handler.ts";
 import { RouteTable } from "./routing/table.ts";
@@ -66,7 +66,7 @@ const RESTART_ONLY = [
 ] as const;
 
 function logAccess(record: AccessRecord): void {
-  log("info", "request", { ...record });
+  if (logEnabled("info")) log("info", "request", { ...record });
 }
 
 /**

@@ -39,7 +39,10 @@ export function registerStatus(program: Command, setExit: (code: number) => void
     .description("show the state of every service of a running proxy")
     .option("--server-url <url>", "status URL or origin, e.g. https://example.com/proxy/status")
     .option("--bearer-token <token>", "bearer token (default: $PROXY_BEARER_TOKEN)")
-    .option("-c, --config <file>", "read the token and the address from a proxy.yaml")
+    .option(
+      "-c, --config <file>",
+      "read the token and the address (https://<domain> behind a redirect) from a proxy.yaml",
+    )
     .option("--json", "print the raw JSON document")
     .option("--follow", "redraw until interrupted")
     .option("--interval <seconds>", "refresh interval for --follow", "2")
@@ -55,8 +58,13 @@ async function status(options: StatusOptions): Promise<number> {
     if (typeof loaded === "number") return loaded;
     const g = loaded.config.global;
     token ??= g.bearer_token;
+    // Where plain HTTP only redirects to HTTPS, ask the HTTPS listener by its certificate's
+    // name; otherwise the HTTP listener on this host.
+    const tls = g.acme.enabled || g.auto_certbot || g.tls_certfile !== null;
     const host = ["0.0.0.0", "::", ""].includes(g.listen_host) ? "127.0.0.1" : g.listen_host;
-    server ??= `http://${host.includes(":") ? `[${host}]` : host}:${g.listen_http}`;
+    server ??= tls && g.http_redirect_to_https
+      ? `https://${g.domain}:${g.listen_https}`
+      : `http://${host.includes(":") ? `[${host}]` : host}:${g.listen_http}`;
   }
   if (!server) return usage("give --server-url or --config");
   if (!token) return usage("give --bearer-token, PROXY_BEARER_TOKEN or --config");
