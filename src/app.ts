@@ -66,7 +66,7 @@ const RESTART_ONLY = [
 ] as const;
 
 function logAccess(record: AccessRecord): void {
-  if (logEnabled("info")) log("info", "request", { ...record });
+  log("info", "request", { ...record });
 }
 
 /**
@@ -93,7 +93,9 @@ export async function createProxy(config: ProxyConfig, hooks: TlsHooks = {}): Pr
       global: c.global,
       services: manager,
       status,
-      accessLog: logAccess,
+      // Without info logging the handler builds no access records at all. The level is set
+      // before the proxy is built and before every reload, which rebuilds the handler.
+      accessLog: logEnabled("info") ? logAccess : undefined,
       acmeChallenge: hooks.acmeChallenge,
     });
   let current = handlerFor(config);

@@ -28,6 +28,9 @@ const NULL_BODY_STATUS: ReadonlySet<number> = new Set([204, 205, 304]);
 /** Status logged for a request whose client went away before the upstream answered. */
 export const CLIENT_CLOSED = 499;
 
+/** What {@link forward} resolves when a retryable request's connection was refused. */
+export const REFUSED: unique symbol = Symbol("refused");
+
 /** Keep-alive connections to every plain-HTTP upstream of this process. */
 const pool = new Pool({ maxIdlePerOrigin: 256, idleTimeoutMs: 30_000 });
 const client = new Http1Client(pool);
@@ -42,8 +45,9 @@ export function closeIdleUpstreamConnections(): void {
  * returns the upstream's response for the client: status and filtered headers, body streamed
  * as it arrives (none for HEAD). Redirects are returned, not followed. No response headers
  * within `timeoutMs` → 504; refused, reset or malformed (ambiguous framing is never
- * forwarded) → 502, except that a refused bodiless request is sent once more to the upstream
- * `restart` returns (when given, and it returns one); client gone first → an empty 499. An upstream that dies mid-body errors
+ * forwarded) → 502, except that with `retryable` a bodiless request whose connection was
+ * refused (nothing was sent) resolves {@link REFUSED} so the caller can restart the service
+ * and send it again; client gone first → an empty 499. An upstream that dies mid-body errors
  * only this response's stream. Needs `--allow-net` for the upstream.
  *
  * @example
@@ -51,13 +55,27 @@ export function closeIdleUpstreamConnections(): void {
  * const response = await forward(request, "http://127.0.0.1:8000/x?q=1", headers, 30_000);
  * ```
  */
+export function forward(
+  request: Request,
+  url: string,
+  headers: Headers,
+  timeoutMs: number,
+  retryable?: false,
+): Promise<Response>;
+export function forward(
+  request: Request,
+  url: string,
+  headers: Headers,
+  timeoutMs: number,
+  retryable: boolean,
+): Promise<Response | typeof REFUSED>;
 export async function forward(
   request: Request,
   url: string,
   headers: Headers,
   timeoutMs: number,
-  restart?: () => Promise<string | null>,
-): Promise<Response> {
+  retryable = false,
+): Promise<Response | typeof REFUSED> {
   headers.set("accept-encoding", "identity");
   const target = httpTarget(url);
   if (target === null) return await forwardWithFetch(request, url, headers, timeoutMs);
@@ -68,9 +86,10 @@ export async function forward(
     if (error.kind === "timeout") return gatewayTimeout();
     if (error.kind === "aborted") return new Response(null, { status: CLIENT_CLOSED });
     // Nothing was sent when the connection was refused; a body could not be sent twice.
-    if (restart && error.cause instanceof Deno.errors.ConnectionRefused && request.body === null) {
-      const next = await restart();
-      if (next !== null) return await forward(request, next, headers, timeoutMs);
+    if (
+      retryable && error.cause instanceof Deno.errors.ConnectionRefused && request.body === null
+    ) {
+      return REFUSED;
     }
     if (error.cause instanceof ProtocolError) {
       log("warn", "upstream broke HTTP/1.1", {

@@ -11,9 +11,10 @@ import { normalizePath } from "../routing/normalize.ts";
 import type { RouteTable } from "../routing/table.ts";
 import { type Lease, type ServiceAcquirer, ServiceUnavailableError } from "../services/lease.ts";
 import { BearerAuth } from "./auth.ts";
-import { CLIENT_CLOSED, forward } from "./forward.ts";
+import { CLIENT_CLOSED, forward, REFUSED } from "./forward.ts";
 import { clientAddress, type Origin, upstreamHeaders } from "./headers.ts";
 import {
+  badGateway,
   badRequest,
   internalError,
   methodNotAllowed,
@@ -84,6 +85,12 @@ interface Exchange {
   socketClosed: () => void;
 }
 
+/** The upstream URL for a request: the lease's base, the path after the prefix, the query. */
+function targetOf(lease: Lease, upstreamPath: string, query: string): string {
+  const base = lease.upstream.href;
+  return (base.endsWith("/") ? base.slice(0, -1) : base) + upstreamPath + query;
+}
+
 /** Splits `request.url` into the raw path and the raw query string (with its `?`). */
 function splitTarget(url: string): [path: string, query: string] {
   const pathStart = url.indexOf("/", url.indexOf("//") + 2);
@@ -145,6 +152,36 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
     webroot: options.global.acme_webroot,
   };
 
+  /**
+   * A managed service whose upstream refused the connection may have died a moment ago (e.g.
+   * `docker kill` before its event arrived): release the lease, let the manager re-check and
+   * start it again, and send the request once more. 502 when that fails too.
+   */
+  async function restartAndForward(
+    request: Request,
+    service: ServiceConfig,
+    rest: string,
+    headers: Headers,
+    exchange: Exchange,
+  ): Promise<Response> {
+    exchange.lease?.release();
+    exchange.lease = null;
+    let lease: Lease;
+    try {
+      await services.recheck?.(service);
+      lease = exchange.lease = await services.acquire(service, request.signal);
+    } catch {
+      return badGateway();
+    }
+    // Not retryable a second time: a refusal now is a plain 502.
+    return await forward(
+      request,
+      targetOf(lease, rest, ""),
+      headers,
+      service.response_timeout * 1000,
+    );
+  }
+
   /** Routes, authenticates, acquires and forwards; records what it used in `exchange`. */
   async function proxy(
     request: Request,
@@ -177,9 +214,7 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       log("error", "acquire failed", { service: service.name, error: String(error) });
       return serviceUnavailable("The service could not be started.", 5);
     }
-    const targetOf = (leased: Lease) =>
-      leased.upstream.href.replace(/\/$/, "") + match.upstreamPath + query;
-    const target = targetOf(lease);
+    const target = targetOf(lease, match.upstreamPath, query);
     const headers = upstreamHeaders(
       request.headers,
       originOf(request, exchange.peer),
@@ -199,20 +234,11 @@ export function createHandler(options: HandlerOptions): ProxyHandler {
       );
       if (response.status !== 101) exchange.socket = false;
     } else {
-      // A managed service whose upstream refuses the connection may have died a moment ago
-      // (e.g. `docker kill` before its event arrived): re-check, start it again, retry once.
-      const restart = service.runtime === "url" ? undefined : async () => {
-        exchange.lease?.release();
-        exchange.lease = null;
-        try {
-          await services.recheck?.(service);
-          const again = exchange.lease = await services.acquire(service, request.signal);
-          return targetOf(again);
-        } catch {
-          return null;
-        }
-      };
-      response = await forward(request, target, headers, timeoutMs, restart);
+      const managed = service.runtime !== "url";
+      const sent = await forward(request, target, headers, timeoutMs, managed);
+      response = sent === REFUSED
+        ? await restartAndForward(request, service, match.upstreamPath + query, headers, exchange)
+        : sent;
     }
     const coldStartMs = exchange.lease?.coldStartMs ?? null;
     if (coldStartMs !== null) {
