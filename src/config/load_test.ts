@@ -253,3 +253,10 @@ Deno.test("redaction hides tokens and secret-looking environment values", () => 
   );
   assert.ok(text.includes("llama") && text.includes(REDACTED));
 });
+
+Deno.test("an empty list item is a positioned error, not a crash (found by the mutation test)", () => {
+  const issues = issuesOf(minimal("", "  - name: ok\n    path: /\n    url: http://x\n  -\n"));
+  assert.equal(issues.length, 1);
+  assert.equal(issues[0].field, "services[1]");
+  assert.equal(issues[0].line, 7);
+});

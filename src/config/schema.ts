@@ -166,6 +166,8 @@ export const ServiceSchema = z.strictObject({
   public: flag().default(false),
   remove_on_stop: flag().default(false),
 }).check(z.superRefine((service, ctx) => {
+  // Runs even when parsing failed, so `service` may not be an object at all (`- ` in YAML).
+  if (typeof service !== "object" || service === null) return;
   const kinds = (["image", "command", "url"] as const).filter((k) => service[k] != null);
   if (kinds.length !== 1) {
     ctx.addIssue({
